@@ -1,0 +1,177 @@
+"""Report periods: named or explicit calendar-date ranges in a timezone, as UTC instants."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from .errors import PeriodError
+
+ROLLING = {"past-week": 7, "past-month": 30, "past-year": 365}
+NAMES = (*ROLLING, "all", "previous-week", "previous-month", "month-to-date")
+CUSTOM = "custom"
+
+
+@dataclass(frozen=True)
+class Period:
+    """Inclusive calendar dates ``first..last`` in ``timezone``; ``[start, end)`` in UTC."""
+
+    name: str
+    first: date
+    last: date
+    timezone: str
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def start(self) -> datetime:
+        """The first instant of the period, in UTC."""
+        return local_midnight(self.first, self.zone)
+
+    @property
+    def end(self) -> datetime:
+        """The first instant after the period, in UTC (exclusive)."""
+        return local_midnight(self.last + timedelta(days=1), self.zone)
+
+    @property
+    def days(self) -> int:
+        return (self.last - self.first).days + 1
+
+    def dates(self) -> Iterator[date]:
+        for offset in range(self.days):
+            yield self.first + timedelta(days=offset)
+
+    @property
+    def label(self) -> str:
+        if self.first == self.last:
+            span = self.first.isoformat()
+        else:
+            span = f"{self.first.isoformat()} to {self.last.isoformat()}"
+        return f"{span} ({self.timezone})"
+
+    @property
+    def slug(self) -> str:
+        """A file-name-safe key: ``<first>_<last>``."""
+        return f"{self.first.isoformat()}_{self.last.isoformat()}"
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA zone called ``name``; PeriodError for anything else."""
+    if not name or not re.fullmatch(r"[A-Za-z0-9_+\-/]+", name) or name.startswith("/"):
+        raise PeriodError(f"unknown timezone {name!r}")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise PeriodError(f"unknown timezone {name!r}") from None
+
+
+def is_timezone(name: str) -> bool:
+    try:
+        zone(name)
+    except PeriodError:
+        return False
+    return True
+
+
+def all_timezones() -> set[str]:
+    return available_timezones()
+
+
+def local_midnight(day: date, tz: ZoneInfo) -> datetime:
+    """The UTC instant at which ``day`` begins in ``tz`` (DST-gap safe)."""
+    naive = datetime(day.year, day.month, day.day)
+    aware = naive.replace(tzinfo=tz, fold=0)
+    instant = aware.astimezone(UTC)
+    # In a gap (a zone that springs forward at midnight) fold=0 already maps to the
+    # transition instant; make sure the instant really belongs to ``day``.
+    while instant.astimezone(tz).date() < day:
+        instant += timedelta(minutes=15)
+    return instant
+
+
+def local_date(instant: datetime, tz: ZoneInfo) -> date:
+    return instant.astimezone(tz).date()
+
+
+def parse_date(text: str, what: str = "date") -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise PeriodError(f"{what} {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def resolve(
+    name: str | None,
+    timezone: str,
+    as_of: datetime,
+    *,
+    first: date | None = None,
+    last: date | None = None,
+    earliest: date | None = None,
+) -> Period:
+    """The period called ``name`` (or ``first..last``) as seen at instant ``as_of`` in ``timezone``.
+
+    ``earliest`` is the first date with data, used by ``all``.
+    """
+    zone(timezone)
+    if as_of.tzinfo is None:
+        raise PeriodError("the reference time must carry a timezone")
+    if name in (None, CUSTOM):
+        if first is None or last is None:
+            raise PeriodError("give a period name or both --from and --to")
+        if first > last:
+            raise PeriodError(f"--from {first} is after --to {last}")
+        return Period(CUSTOM, first, last, timezone)
+    if first is not None or last is not None:
+        raise PeriodError("give either a period name or --from/--to, not both")
+    today = local_date(as_of, ZoneInfo(timezone))
+    if name in ROLLING:
+        return Period(name, today - timedelta(days=ROLLING[name] - 1), today, timezone)
+    if name == "all":
+        start = min(earliest, today) if earliest is not None else today
+        return Period(name, start, today, timezone)
+    if name == "previous-week":
+        this_monday = today - timedelta(days=today.weekday())
+        return Period(name, this_monday - timedelta(days=7), this_monday - timedelta(days=1),
+                      timezone)
+    if name == "previous-month":
+        last_day = today.replace(day=1) - timedelta(days=1)
+        return Period(name, last_day.replace(day=1), last_day, timezone)
+    if name == "month-to-date":
+        return Period(name, today.replace(day=1), today, timezone)
+    raise PeriodError(f"unknown period {name!r} (one of: {', '.join(NAMES)})")
+
+
+def offset_segments(period: Period) -> list[tuple[int, int]]:
+    """The UTC offsets in force during the period: ``[(from_epoch_s, offset_s), ...]``.
+
+    The first segment starts at the period's start; each later one at a transition.
+    """
+    tz = period.zone
+    start = int(period.start.timestamp())
+    end = int(period.end.timestamp())
+
+    def offset_at(epoch: int) -> int:
+        moment = datetime.fromtimestamp(epoch, UTC).astimezone(tz)
+        delta = moment.utcoffset()
+        return int(delta.total_seconds()) if delta is not None else 0
+
+    segments = [(start, offset_at(start))]
+    probes = [*range(start, end - 1, 6 * 3600), end - 1]
+    for lo, hi in zip(probes, probes[1:], strict=False):
+        base = offset_at(lo)
+        if offset_at(hi) == base:
+            continue
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if offset_at(mid) == base:
+                lo = mid
+            else:
+                hi = mid
+        segments.append((hi, offset_at(hi)))
+    return segments

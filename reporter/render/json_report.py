@@ -1,0 +1,82 @@
+"""JSON: the report model itself, money as exact decimal strings."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..money import format_usd
+from ..report import Metrics, Report
+
+
+def _metrics(m: Metrics) -> dict[str, Any]:
+    return {
+        "cost_usd": format_usd(m.cost_nanos),
+        "requests": m.requests,
+        "input_tokens": m.input_tokens,
+        "output_tokens": m.output_tokens,
+        "tokens": m.tokens,
+        "cache_read_tokens": m.cache_read_tokens,
+        "cache_write_tokens": m.cache_write_tokens,
+    }
+
+
+def to_dict(report: Report) -> dict[str, Any]:
+    """The report as the JSON-ready structure of the product contract."""
+    period = report.period
+    tz = period.zone
+    summary = report.summary
+    return {
+        "organization": {"slug": report.organization.slug, "name": report.organization.name,
+                         "timezone": report.organization.timezone},
+        "period": {"name": period.name, "start": period.start.astimezone(tz).isoformat(),
+                   "end": period.end.astimezone(tz).isoformat(), "timezone": period.timezone,
+                   "first_date": period.first.isoformat(), "last_date": period.last.isoformat(),
+                   "days": period.days, "label": period.label},
+        "member": report.member,
+        "generated_at": report.generated_at.isoformat(),
+        "summary": {
+            "total_cost_usd": format_usd(summary.cost_nanos),
+            "total_requests": summary.requests,
+            "avg_cost_per_request_usd": format_usd(summary.avg_cost_nanos),
+            "input_tokens": summary.input_tokens,
+            "output_tokens": summary.output_tokens,
+            "total_tokens": summary.tokens,
+            "cache_read_tokens": summary.cache_read_tokens,
+            "cache_write_tokens": summary.cache_write_tokens,
+            "active_users": summary.active_users,
+        },
+        "by_day": [
+            {"date": row.date.isoformat(), **_metrics(row), "users": row.users,
+             "members": [{"email": m.email, **_metrics(m)} for m in row.members]}
+            for row in report.by_day
+        ],
+        "by_model_day": [
+            {"date": row.date.isoformat(), "model": row.model, **_metrics(row),
+             "users": row.users,
+             "members": [{"email": m.email, **_metrics(m)} for m in row.members]}
+            for row in report.by_model_day
+        ],
+        "by_project": [
+            {"project": row.project, **_metrics(row), "users": row.users}
+            for row in report.by_project
+        ],
+        "by_member": [
+            {"email": row.email, "name": row.name, **_metrics(row),
+             "active_days": row.active_days, "top_model": row.top_model}
+            for row in report.by_member
+        ],
+        "by_model": [
+            {"model": row.model, **_metrics(row), "users": row.users}
+            for row in report.by_model
+        ],
+        "daily_series": [
+            {"date": p.date.isoformat(), "cost_usd": format_usd(p.cost_nanos),
+             "requests": p.requests, "tokens": p.tokens}
+            for p in report.daily
+        ],
+    }
+
+
+def render(report: Report, options: object = None) -> bytes:
+    return (json.dumps(to_dict(report), indent=2, ensure_ascii=False) + "\n").encode("utf-8")

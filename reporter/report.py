@@ -1,0 +1,152 @@
+"""The report model: one typed structure that every output format renders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from . import money
+from .periods import Period
+
+
+@dataclass
+class Metrics:
+    """Sums over a set of requests. Money is in nano-dollars (exact)."""
+
+    cost_nanos: int = 0
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def cost_usd(self) -> Decimal:
+        return money.nanos_to_decimal(self.cost_nanos)
+
+    def add(self, other: Metrics) -> None:
+        self.cost_nanos += other.cost_nanos
+        self.requests += other.requests
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cache_read_tokens += other.cache_read_tokens
+        self.cache_write_tokens += other.cache_write_tokens
+
+    def add_values(self, values: tuple[int, int, int, int, int, int]) -> None:
+        cost, requests, inp, out, cread, cwrite = values
+        self.cost_nanos += cost
+        self.requests += requests
+        self.input_tokens += inp
+        self.output_tokens += out
+        self.cache_read_tokens += cread
+        self.cache_write_tokens += cwrite
+
+
+@dataclass
+class MemberUsage(Metrics):
+    """One member's share of a row (a day, a model on a day)."""
+
+    email: str = ""
+    name: str | None = None
+
+
+@dataclass
+class DayRow(Metrics):
+    date: date = date.min
+    users: int = 0
+    members: list[MemberUsage] = field(default_factory=list)
+
+
+@dataclass
+class ModelDayRow(Metrics):
+    date: date = date.min
+    model: str = ""
+    users: int = 0
+    members: list[MemberUsage] = field(default_factory=list)
+
+
+@dataclass
+class ProjectRow(Metrics):
+    project: str | None = None
+    users: int = 0
+
+
+@dataclass
+class MemberRow(Metrics):
+    email: str = ""
+    name: str | None = None
+    active_days: int = 0
+    top_model: str | None = None
+
+
+@dataclass
+class ModelRow(Metrics):
+    """A model's total over the period (for "top models")."""
+
+    model: str = ""
+    users: int = 0
+
+
+@dataclass
+class Summary(Metrics):
+    active_users: int = 0
+
+    @property
+    def avg_cost_nanos(self) -> int:
+        """Total cost / total requests, rounded half-even to the nano-dollar; 0 without requests."""
+        return money.divide_round(self.cost_nanos, self.requests)
+
+
+@dataclass
+class DailyPoint:
+    """One day of the zero-filled daily series behind the charts."""
+
+    date: date
+    cost_nanos: int
+    requests: int
+    tokens: int
+
+
+@dataclass(frozen=True)
+class OrgRef:
+    slug: str
+    name: str
+    timezone: str
+
+
+@dataclass
+class Report:
+    organization: OrgRef
+    period: Period
+    member: str | None
+    member_name: str | None
+    generated_at: datetime
+    summary: Summary
+    by_day: list[DayRow]
+    by_model_day: list[ModelDayRow]
+    by_project: list[ProjectRow]
+    by_member: list[MemberRow]
+    by_model: list[ModelRow]
+    daily: list[DailyPoint]
+
+    @property
+    def is_empty(self) -> bool:
+        return self.summary.requests == 0
+
+    @property
+    def cost_places(self) -> int:
+        """Decimal places that show every amount in the report exactly (2 to 9)."""
+        values = [row.cost_nanos for row in self.by_day]
+        values += [m.cost_nanos for row in self.by_model_day for m in row.members]
+        values += [self.summary.cost_nanos, self.summary.avg_cost_nanos]
+        return money.places_needed(values)
+
+    @property
+    def title(self) -> str:
+        who = f" for {self.member}" if self.member else ""
+        return f"{self.organization.name} AI usage{who}, {self.period.label}"
