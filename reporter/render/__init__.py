@@ -16,6 +16,9 @@ log = logging.getLogger(__name__)
 
 #: format name -> (module implementing ``render(report, options) -> bytes``, file extension)
 FORMATS: dict[str, tuple[str, str]] = {
+    "html": ("reporter.render.html_report", "html"),
+    "pdf": ("reporter.render.pdf_report", "pdf"),
+    "xlsx": ("reporter.render.xlsx_report", "xlsx"),
     "json": ("reporter.render.json_report", "json"),
 }
 

@@ -1,0 +1,54 @@
+"""Jinja2 environment shared by the HTML, PDF and email formats, and value formatting."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from datetime import date
+from pathlib import Path
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from .. import money
+
+
+def shipped_templates() -> Path:
+    """The templates that come with reporter: the installed package's, or the checkout's."""
+    spec = importlib.util.find_spec("reporter.templates")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(__file__).resolve().parents[2] / "templates"
+
+
+def usd(nanos: int, places: int = 2) -> str:
+    """``$1,234.500`` with exactly ``places`` decimals (never rounding away data:
+    callers pass the places the report needs)."""
+    text = money.format_usd(nanos, min_places=places)
+    whole, _, frac = text.partition(".")
+    sign = "-" if whole.startswith("-") else ""
+    whole = f"{int(whole.lstrip('-')):,}"
+    return f"{sign}${whole}.{frac.ljust(places, '0')}" if places else f"{sign}${whole}"
+
+
+def count(value: int) -> str:
+    return f"{value:,}"
+
+
+def day(value: date) -> str:
+    return value.isoformat()
+
+
+@functools.lru_cache(maxsize=8)
+def environment(overrides: Path | None = None) -> Environment:
+    """Autoescaping, StrictUndefined; ``overrides`` (a folder) wins over shipped templates."""
+    loaders = [FileSystemLoader(str(overrides))] if overrides else []
+    loaders.append(FileSystemLoader(str(shipped_templates())))
+    env = Environment(
+        loader=ChoiceLoader(loaders),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(usd=usd, count=count, day=day)
+    return env
