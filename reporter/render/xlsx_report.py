@@ -1,0 +1,181 @@
+"""XLSX: one sheet per view, real numbers and dates, exact totals, a native daily-cost chart."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import UTC
+from io import BytesIO
+from typing import Any
+
+from openpyxl.chart import BarChart, Reference
+from openpyxl.styles import Font
+from openpyxl.workbook import Workbook
+
+from ..money import format_usd
+from ..report import Metrics, Report
+from .xlsx_sheet import Column, Sheet, clean_text
+
+log = logging.getLogger(__name__)
+
+#: significant digits a spreadsheet number (an IEEE double) shows exactly
+EXACT_DIGITS = 15
+
+METRICS = (
+    Column("Cost (USD)", "usd"), Column("Requests"), Column("Input tokens"),
+    Column("Output tokens"), Column("Tokens"), Column("Cache read tokens"),
+    Column("Cache write tokens"),
+)
+DATE = Column("Date", "date", 12)
+MODEL = Column("Model", "text")
+MEMBER = Column("Member", "text")
+NAME = Column("Name", "text")
+USERS = Column("Users")
+
+
+def _metrics(m: Metrics) -> tuple[int, ...]:
+    return (m.cost_nanos, m.requests, m.input_tokens, m.output_tokens, m.tokens,
+            m.cache_read_tokens, m.cache_write_tokens)
+
+
+def _totals(rows: Iterable[Metrics], before: int, after: int = 0) -> list[Any]:
+    """A totals row: ``before`` leading cells, the summed metrics, ``after`` blank cells."""
+    total = Metrics()
+    for row in rows:
+        total.add(row)
+    return [None] * before + list(_metrics(total)) + [None] * after
+
+
+def _summary_sheet(wb: Workbook, report: Report) -> None:
+    summary, period = report.summary, report.period
+    left: list[tuple[str, Any, str]] = [("Organization", report.organization.name, "text")]
+    if report.member:
+        left.append(("Member", report.member, "text"))
+    left += [
+        ("Period", period.label, "text"),
+        ("First date", period.first, "date"),
+        ("Last date", period.last, "date"),
+        ("Timezone", period.timezone, "text"),
+        ("", None, "text"),
+        ("Total spent (USD)", summary.cost_nanos, "usd"),
+        ("Total requests", summary.requests, "count"),
+        ("Avg cost per request (USD)", summary.avg_cost_nanos, "usd"),
+        ("Total tokens", summary.tokens, "count"),
+        ("Input tokens", summary.input_tokens, "count"),
+        ("Output tokens", summary.output_tokens, "count"),
+        ("Cache read tokens", summary.cache_read_tokens, "count"),
+        ("Cache write tokens", summary.cache_write_tokens, "count"),
+        ("Active users", summary.active_users, "count"),
+        ("", None, "text"),
+        ("Generated (UTC)", report.generated_at.astimezone(UTC).replace(tzinfo=None),
+         "datetime"),
+    ]
+    digits = len(format_usd(summary.cost_nanos, report.cost_places).replace(".", "").lstrip("0"))
+    if digits > EXACT_DIGITS:
+        left += [("Total spent, exact (text)", format_usd(summary.cost_nanos, report.cost_places),
+                  "text"),
+                 ("Note", f"amounts with more than {EXACT_DIGITS} significant digits are "
+                  "rounded in the last digits by spreadsheet programs", "text")]
+
+    columns = [Column("", "text", 30), Column("", "text"), Column("", "text", 3), DATE,
+               Column("Cost (USD)", "usd"), Column("Requests"), Column("Tokens")]
+    sheet = Sheet(wb, "Summary", columns, report.cost_places)
+    ws = sheet.ws
+    daily = [(p.date, p.cost_nanos, p.requests, p.tokens) for p in report.daily]
+    # widths: column B holds values of every kind; measure it as text of the longest value
+    longest = max([len(str(v)) for _, v, kind in left if kind == "text"] + [14])
+    widths = [30, min(60, longest + 2), 3, 12,
+              max(14, len(f"${summary.cost_nanos / 1e9:,.{report.cost_places}f}") + 2), 12, 14]
+    for letter, width in zip("ABCDEFG", widths, strict=True):
+        ws.column_dimensions[letter].width = width
+
+    title = sheet.cell(bold=True)
+    title.font = Font(bold=True, size=14)
+    title.value = clean_text(report.title)
+    title.data_type = "s"
+    ws.append([title])
+    ws.append([])
+    label = sheet.putter("text")
+    value = {kind: sheet.putter(kind) for kind in ("text", "date", "datetime", "usd", "count")}
+    heads = []
+    for column in columns[3:]:
+        head = sheet.cell(header=True)
+        head.value = column.header
+        heads.append(head)
+    daily_puts = [sheet.putter(c.kind) for c in columns[3:]]
+    for index in range(max(len(left), len(daily) + 1)):
+        row: list[Any] = [None] * 7
+        if index < len(left):
+            name, item, kind = left[index]
+            row[0] = label(name) if name else None
+            row[1] = value[kind](item)
+        if index == 0:
+            row[3:] = heads
+        elif index <= len(daily):
+            row[3:] = [put(v) for put, v in zip(daily_puts, daily[index - 1], strict=True)]
+        ws.append(row)
+
+    chart = BarChart()
+    chart.type = "col"
+    chart.title = "Daily cost (USD)"
+    chart.legend = None
+    chart.gapWidth = 40
+    chart.width, chart.height = 24, 10
+    chart.add_data(Reference(ws, min_col=5, min_row=3, max_row=3 + len(daily)),
+                   titles_from_data=True)
+    chart.set_categories(Reference(ws, min_col=4, min_row=4, max_row=3 + len(daily)))
+    chart.y_axis.numFmt = sheet.usd
+    chart.x_axis.number_format = "yyyy-mm-dd"
+    chart.x_axis.delete = False
+    chart.y_axis.delete = False
+    ws.add_chart(chart, "I3")
+
+
+def _views(report: Report) -> list[tuple[str, Sequence[Column], list[Any], list[Any]]]:
+    """(sheet title, columns, rows, totals) of every table sheet."""
+    r = report
+    return [
+        ("By Day", [DATE, *METRICS, USERS],
+         [(d.date, *_metrics(d), d.users) for d in r.by_day],
+         _totals(r.by_day, 1, 1)),
+        ("By Day & Member", [DATE, MEMBER, NAME, *METRICS],
+         [(d.date, m.email, m.name, *_metrics(m)) for d in r.by_day for m in d.members],
+         _totals((m for d in r.by_day for m in d.members), 3)),
+        ("By Model & Day", [DATE, MODEL, *METRICS, USERS],
+         [(d.date, d.model, *_metrics(d), d.users) for d in r.by_model_day],
+         _totals(r.by_model_day, 2, 1)),
+        ("By Model, Day & Member", [DATE, MODEL, MEMBER, NAME, *METRICS],
+         [(d.date, d.model, m.email, m.name, *_metrics(m))
+          for d in r.by_model_day for m in d.members],
+         _totals((m for d in r.by_model_day for m in d.members), 4)),
+        ("By Model", [MODEL, *METRICS, USERS],
+         [(m.model, *_metrics(m), m.users) for m in r.by_model],
+         _totals(r.by_model, 1, 1)),
+        ("By Project", [Column("Project", "text"), *METRICS, USERS],
+         [(p.project if p.project is not None else "(no project)", *_metrics(p), p.users)
+          for p in r.by_project],
+         _totals(r.by_project, 1, 1)),
+        ("By Member", [MEMBER, NAME, *METRICS, Column("Active days"),
+                       Column("Top model", "text")],
+         [(m.email, m.name, *_metrics(m), m.active_days, m.top_model) for m in r.by_member],
+         _totals(r.by_member, 2, 2)),
+    ]
+
+
+def render(report: Report, options: object = None) -> bytes:
+    """The report as an XLSX workbook (write-only openpyxl: rows are streamed to disk)."""
+    wb = Workbook(write_only=True)
+    props = wb.properties
+    props.title = clean_text(report.title)
+    props.subject = clean_text(f"AI usage, {report.period.label}")
+    props.creator = "reporter"
+    props.lastModifiedBy = "reporter"
+    props.created = report.generated_at.astimezone(UTC).replace(tzinfo=None)
+    props.keywords = "usage report"
+    _summary_sheet(wb, report)
+    for title, columns, rows, totals in _views(report):
+        Sheet(wb, title, columns, report.cost_places).write(rows, totals)
+    out = BytesIO()
+    wb.save(out)
+    log.debug("xlsx: %d bytes for %s", out.tell(), report.title)
+    return out.getvalue()

@@ -1,0 +1,191 @@
+"""XLSX building blocks: safe text, styled column kinds and a streaming table writer."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.styles import Border, Font, PatternFill, Side
+from openpyxl.utils import get_column_letter
+from openpyxl.workbook import Workbook
+
+NANOS_PER_USD = 1_000_000_000
+DATE_FORMAT = "yyyy-mm-dd"
+DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
+COUNT_FORMAT = "#,##0"
+#: text that a spreadsheet (or a CSV made from it) could read as a formula or an error
+RISKY_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+ERROR_CODES = frozenset(("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A"))
+#: characters XML 1.0 cannot hold (control characters, lone surrogates, non-characters)
+_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+MAX_TEXT = 32_767  # Excel's limit for one cell
+MAX_WIDTH = 60
+
+HEADER_FONT = Font(bold=True)
+HEADER_FILL = PatternFill("solid", fgColor="DDE3EA")
+HEADER_BORDER = Border(bottom=Side(style="thin"))
+TOTAL_BORDER = Border(top=Side(style="thin"))
+
+
+def usd_format(places: int) -> str:
+    """A USD number format with ``places`` decimals, e.g. ``"$"#,##0.000``."""
+    return '"$"#,##0.' + "0" * places if places else '"$"#,##0'
+
+
+def clean_text(value: str) -> str:
+    """Text a worksheet can hold: illegal characters become U+FFFD, cut at Excel's limit."""
+    return _ILLEGAL.sub("\ufffd", value)[:MAX_TEXT]
+
+
+def is_risky(value: str) -> bool:
+    """Whether a spreadsheet could take this text for a formula or an error value."""
+    return value.startswith(RISKY_START) or value in ERROR_CODES
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table: its header, its kind (text, date, usd, count) and width."""
+
+    header: str
+    kind: str = "count"
+    #: fixed width in characters; text columns measure their data when left None
+    width: float | None = None
+
+
+class Sheet:
+    """A write-only worksheet for one table: header, rows, a totals row, filters, frozen panes.
+
+    Cells of a styled kind are built once per column and given a new value per row,
+    so a large table costs one ``append`` per row and no style lookups.
+    """
+
+    def __init__(self, workbook: Workbook, title: str, columns: Sequence[Column],
+                 cost_places: int) -> None:
+        self.ws = workbook.create_sheet(title)
+        self.columns = list(columns)
+        self.places = cost_places
+        self.usd = usd_format(cost_places)
+        self._texts: dict[str, str | None] = {}
+
+    # -- cells -------------------------------------------------------------------
+    def cell(self, number_format: str | None = None, *, bold: bool = False,
+              quote: bool = False, header: bool = False, total: bool = False) -> Any:
+        cell = WriteOnlyCell(self.ws)
+        if number_format:
+            cell.number_format = number_format
+        if bold or header or total:
+            cell.font = HEADER_FONT
+        if header:
+            cell.fill = HEADER_FILL
+            cell.border = HEADER_BORDER
+        if total:
+            cell.border = TOTAL_BORDER
+        if quote:
+            cell.quotePrefix = True
+        return cell
+
+    def _format(self, kind: str) -> str | None:
+        return {"date": DATE_FORMAT, "datetime": DATETIME_FORMAT, "usd": self.usd,
+                "count": COUNT_FORMAT}.get(kind)
+
+    def text(self, value: str) -> str | None:
+        """``value`` cleaned, or None when it must be written as quoted text (see ``put``)."""
+        if value in self._texts:
+            return self._texts[value]
+        cleaned = clean_text(value)
+        result = None if is_risky(cleaned) else cleaned
+        self._texts[value] = result
+        return result
+
+    def putter(self, kind: str, total: bool = False) -> Callable[[Any], Any]:
+        """A function turning a row value of this column kind into what ``append`` takes."""
+        if kind == "text":
+            quoted = self.cell(quote=True, bold=total)
+            plain = self.cell(bold=True) if total else None
+
+            def put_text(value: str | None) -> Any:
+                if value is None or value == "":
+                    return None
+                safe = self.text(value)
+                if safe is None:
+                    quoted.value = clean_text(value)
+                    quoted.data_type = "s"  # never a formula or an error value
+                    return quoted
+                if plain is None:
+                    return safe
+                plain.value = safe
+                return plain
+            return put_text
+        cell = self.cell(self._format(kind), total=total)
+        if kind == "usd":
+            def put_usd(nanos: int | None) -> Any:
+                if nanos is None:
+                    return None
+                # int / int is correctly rounded: the double nearest the exact amount
+                cell.value = nanos / NANOS_PER_USD
+                return cell
+            return put_usd
+
+        def put(value: int | date | datetime | None) -> Any:
+            if value is None:
+                return None
+            cell.value = value
+            return cell
+        return put
+
+    # -- layout ------------------------------------------------------------------
+    def _widths(self, rows: Sequence[Sequence[Any]], totals: Sequence[Any] | None) -> None:
+        sample = [*rows, totals] if totals is not None else rows
+        for index, column in enumerate(self.columns):
+            width = column.width
+            if width is None:
+                if column.kind == "text":
+                    longest = max((len(r[index]) for r in sample
+                                   if isinstance(r[index], str)), default=0)
+                elif column.kind == "date":
+                    longest = 10
+                else:
+                    biggest = max((r[index] for r in sample if isinstance(r[index], int)),
+                                  default=0)
+                    if column.kind == "usd":
+                        longest = len(f"${biggest / NANOS_PER_USD:,.{self.places}f}")
+                    else:
+                        longest = len(f"{biggest:,}")
+                width = min(MAX_WIDTH, max(longest, len(column.header)) + 2)
+            self.ws.column_dimensions[get_column_letter(index + 1)].width = width
+
+    def write(self, rows: Sequence[Sequence[Any]], totals: Sequence[Any] | None = None,
+              label: str = "Total") -> None:
+        """Header, the rows (values in column order) and, after a blank row, the totals."""
+        ws = self.ws
+        self._widths(rows, totals)
+        last = get_column_letter(len(self.columns))
+        ws.freeze_panes = "A2"
+        ws.auto_filter.ref = f"A1:{last}{len(rows) + 1}"
+        ws.print_title_rows = "1:1"
+        ws.page_setup.orientation = "landscape"
+        ws.sheet_properties.pageSetUpPr.fitToPage = True
+        ws.page_setup.fitToHeight = 0
+
+        headers = []
+        for column in self.columns:
+            cell = self.cell(header=True)
+            cell.value = column.header
+            headers.append(cell)
+        ws.append(headers)
+        putters = [self.putter(c.kind) for c in self.columns]
+        append = ws.append
+        for values in rows:
+            append([put(v) for put, v in zip(putters, values, strict=True)])
+        if totals is not None:
+            ws.append([])
+            first = self.cell(total=True)
+            first.value = label
+            total_putters = [self.putter(c.kind, total=True) for c in self.columns[1:]]
+            ws.append([first, *(put(v) for put, v in
+                                zip(total_putters, totals[1:], strict=True))])
+
