@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, case, func, literal, select
+from sqlalchemy import BigInteger, Engine, case, cast, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from . import periods, store
@@ -32,9 +31,11 @@ E = UsageEvent.__table__.c
 
 
 def _sums() -> list[Any]:
+    """The six sums, cast so that every database hands back Python ints."""
     return [
-        func.sum(E.cost_nanos), func.count(), func.sum(E.input_tokens),
-        func.sum(E.output_tokens), func.sum(E.cache_read_tokens), func.sum(E.cache_write_tokens),
+        cast(func.sum(E.cost_nanos), BigInteger), func.count(),
+        *(cast(func.sum(column), BigInteger) for column in (
+            E.input_tokens, E.output_tokens, E.cache_read_tokens, E.cache_write_tokens)),
     ]
 
 
@@ -47,12 +48,13 @@ def local_day(period: Period) -> ColumnElement[int]:
     """
     segments = periods.offset_segments(period)
     if len(segments) == 1:
-        offset: ColumnElement[int] = literal(segments[0][1] * 1_000_000)
+        offset: ColumnElement[int] = literal(segments[0][1] * 1_000_000, BigInteger)
     else:
-        whens = [(E.ts_us < start * 1_000_000, prev_offset * 1_000_000)
+        whens = [(E.ts_us < start * 1_000_000, literal(prev_offset * 1_000_000, BigInteger))
                  for (start, _), (_, prev_offset) in zip(segments[1:], segments, strict=False)]
-        offset = case(*whens, else_=segments[-1][1] * 1_000_000)
-    return ((E.ts_us + offset) / US_PER_DAY).label("day")
+        offset = case(*whens, else_=literal(segments[-1][1] * 1_000_000, BigInteger))
+    # ``//`` is integer division in SQL; ``/`` would be true division (a fractional "day")
+    return ((E.ts_us + offset) // literal(US_PER_DAY, BigInteger)).label("day")
 
 
 def _where(org_id: int, period: Period, user_id: int | None) -> list[Any]:
@@ -66,13 +68,12 @@ def _where(org_id: int, period: Period, user_id: int | None) -> list[Any]:
     return clauses
 
 
-def _values(row: Any, first: int) -> tuple[int, int, int, int, int, int]:
-    return (int(row[first]), int(row[first + 1]), int(row[first + 2]), int(row[first + 3]),
-            int(row[first + 4]), int(row[first + 5]))
-
-
 def _order(metrics: Metrics, name: str | None) -> tuple[int, str]:
     return (-metrics.cost_nanos, name or "")
+
+
+def _member_order(member: MemberUsage) -> tuple[int, str]:
+    return (-member.cost_nanos, member.email)
 
 
 def build(engine: Engine, org_slug: str, period: Period, *, member: str | None = None,
@@ -101,38 +102,58 @@ def build(engine: Engine, org_slug: str, period: Period, *, member: str | None =
     def person(uid: int) -> tuple[str, str | None]:
         return people.get(uid, (f"user-{uid}", None))
 
-    model_days: dict[tuple[int, str], ModelDayRow] = {}
-    day_members: dict[tuple[int, int], MemberUsage] = {}
-    member_models: dict[tuple[int, str], Metrics] = {}
-    models: dict[str, ModelRow] = {}
-    model_users: dict[str, set[int]] = defaultdict(set)
-    for row in model_rows:
-        day_number, model, uid = int(row[0]), row[1], row[2]
-        values = _values(row, 3)
+    # Accumulators are plain lists [cost, requests, input, output, cache_read, cache_write]:
+    # this loop runs once per (day, model, member) group, so it is kept tight.
+    model_days: dict[tuple[int, str], tuple[list[int], list[MemberUsage]]] = {}
+    day_members: dict[tuple[int, int], list[int]] = {}
+    member_models: dict[tuple[int, str], list[int]] = {}
+    for day_number, model, uid, c, r, i, o, cr, cw in model_rows:
         email, name = person(uid)
         key = (day_number, model)
-        model_day = model_days.get(key)
-        if model_day is None:
-            model_day = model_days[key] = ModelDayRow(
-                date=EPOCH + timedelta(days=day_number), model=model)
-        usage = MemberUsage(email=email, name=name)
-        usage.add_values(values)
-        model_day.add_values(values)
-        model_day.members.append(usage)
-        share = day_members.get((day_number, uid))
-        if share is None:
-            share = day_members[(day_number, uid)] = MemberUsage(email=email, name=name)
-        share.add_values(values)
-        member_models.setdefault((uid, model), Metrics()).add_values(values)
-        total = models.get(model)
-        if total is None:
-            total = models[model] = ModelRow(model=model)
-        total.add_values(values)
-        model_users[model].add(uid)
+        entry = model_days.get(key)
+        if entry is None:
+            entry = model_days[key] = ([0, 0, 0, 0, 0, 0], [])
+        totals_acc = entry[0]
+        totals_acc[0] += c
+        totals_acc[1] += r
+        totals_acc[2] += i
+        totals_acc[3] += o
+        totals_acc[4] += cr
+        totals_acc[5] += cw
+        entry[1].append(MemberUsage(c, r, i, o, cr, cw, email, name))
+        acc: list[int] | None = day_members.get((day_number, uid))
+        if acc is None:
+            day_members[(day_number, uid)] = [c, r, i, o, cr, cw]
+        else:
+            acc[0] += c
+            acc[1] += r
+            acc[2] += i
+            acc[3] += o
+            acc[4] += cr
+            acc[5] += cw
+        acc = member_models.get((uid, model))
+        if acc is None:
+            member_models[(uid, model)] = [c, r, i, o, cr, cw]
+        else:
+            acc[0] += c
+            acc[1] += r
+            acc[2] += i
+            acc[3] += o
+            acc[4] += cr
+            acc[5] += cw
+
+    by_model_day = []
+    for (day_number, model), (acc, shares) in model_days.items():
+        shares.sort(key=_member_order)
+        by_model_day.append(ModelDayRow(acc[0], acc[1], acc[2], acc[3], acc[4], acc[5],
+                                        EPOCH + timedelta(days=day_number), model,
+                                        len(shares), shares))
 
     days: dict[int, DayRow] = {}
     member_totals: dict[int, MemberRow] = {}
-    for (day_number, uid), share in day_members.items():
+    for (day_number, uid), acc in day_members.items():
+        email, name = person(uid)
+        share = MemberUsage(acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], email, name)
         day_row = days.get(day_number)
         if day_row is None:
             day_row = days[day_number] = DayRow(date=EPOCH + timedelta(days=day_number))
@@ -140,37 +161,38 @@ def build(engine: Engine, org_slug: str, period: Period, *, member: str | None =
         day_row.members.append(share)
         totals = member_totals.get(uid)
         if totals is None:
-            totals = member_totals[uid] = MemberRow(email=share.email, name=share.name)
+            totals = member_totals[uid] = MemberRow(email=email, name=name)
         totals.add(share)
         totals.active_days += 1
 
+    models: dict[str, ModelRow] = {}
     best: dict[int, tuple[tuple[int, int, str], str]] = {}
-    for (uid, model), metrics in member_models.items():
-        rank = (-metrics.cost_nanos, -metrics.requests, model)
+    for (uid, model), acc in member_models.items():
+        total = models.get(model)
+        if total is None:
+            total = models[model] = ModelRow(model=model)
+        total.add_values((acc[0], acc[1], acc[2], acc[3], acc[4], acc[5]))
+        total.users += 1
+        rank = (-acc[0], -acc[1], model)
         if uid not in best or rank < best[uid][0]:
             best[uid] = (rank, model)
     for uid, totals in member_totals.items():
         totals.top_model = best[uid][1] if uid in best else None
 
     projects: dict[str | None, ProjectRow] = {}
-    for row in project_rows:
-        project = row[0] if row[0] not in ("",) else None
-        entry = projects.get(project)
-        if entry is None:
-            entry = projects[project] = ProjectRow(project=project)
-        entry.add_values(_values(row, 2))
-        entry.users += 1
+    for project, _uid, *values in project_rows:
+        project = project or None
+        row = projects.get(project)
+        if row is None:
+            row = projects[project] = ProjectRow(project=project)
+        row.add_values((values[0], values[1], values[2], values[3], values[4], values[5]))
+        row.users += 1
 
     summary = Summary(active_users=len(member_totals))
     for day_row in days.values():
         day_row.users = len(day_row.members)
-        day_row.members.sort(key=lambda m: _order(m, m.email))
+        day_row.members.sort(key=_member_order)
         summary.add(day_row)
-    for model_day in model_days.values():
-        model_day.users = len(model_day.members)
-        model_day.members.sort(key=lambda m: _order(m, m.email))
-    for model, total in models.items():
-        total.users = len(model_users[model])
 
     by_day = sorted(days.values(), key=lambda r: r.date)
     daily = []
@@ -187,8 +209,7 @@ def build(engine: Engine, org_slug: str, period: Period, *, member: str | None =
         generated_at=now or datetime.now(UTC),
         summary=summary,
         by_day=by_day,
-        by_model_day=sorted(model_days.values(),
-                            key=lambda r: (r.date, -r.cost_nanos, r.model)),
+        by_model_day=sorted(by_model_day, key=lambda r: (r.date, -r.cost_nanos, r.model)),
         by_project=sorted(projects.values(), key=lambda r: _order(r, r.project)),
         by_member=sorted(member_totals.values(), key=lambda r: _order(r, r.email)),
         by_model=sorted(models.values(), key=lambda r: _order(r, r.model)),

@@ -22,7 +22,7 @@ _LOCK_KEY = 0x5245504F  # PostgreSQL advisory lock taken while migrating
 
 
 def resolve_url(cli_url: str | None, config_url: str | None = None) -> str:
-    """``--db``, then ``REPORTER_DATABASE_URL``, then the config's ``database``, then the default."""
+    """``--db``, then ``REPORTER_DATABASE_URL``, then the config file, then the default."""
     return cli_url or os.environ.get(ENV_URL) or config_url or DEFAULT_URL
 
 
