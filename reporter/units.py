@@ -45,3 +45,4 @@ class Outcome:
     error: str | None = None
     files: tuple[str, ...] = ()
     recipients: tuple[str, ...] = ()
+    note: str | None = None  # why nothing was sent, refused recipients, who holds the unit

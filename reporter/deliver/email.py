@@ -1,0 +1,113 @@
+"""Report emails: multipart/alternative text + HTML, inline chart PNG, attachments."""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, getaddresses, make_msgid
+from pathlib import Path
+from typing import Any
+
+import css_inline
+
+from ..render.templating import environment
+from ..report import Report
+from .chart_png import daily_cost_png
+from .subject import context, render_subject
+
+log = logging.getLogger(__name__)
+TOP = 5
+CHART_NAME = "daily-cost.png"
+
+
+@dataclass(frozen=True)
+class Attachment:
+    name: str
+    data: bytes
+    stored: Path | None = None  # where the stored copy is, when the job stores
+
+
+def human_size(count: int) -> str:
+    """``532 bytes``, ``12.3 kB``, ``10.5 MB`` (decimal units, as mail clients show them)."""
+    if count < 1000:
+        return f"{count} bytes"
+    if count < 1_000_000:
+        return f"{count / 1000:.1f} kB"
+    return f"{count / 1_000_000:.1f} MB"
+
+
+def _domain(sender: str) -> str:
+    addresses = getaddresses([sender])
+    address = addresses[0][1] if addresses else ""
+    return address.rsplit("@", 1)[1] if "@" in address else "localhost"
+
+
+def _attached_line(sent: list[Attachment]) -> str:
+    if not sent:
+        return "Nothing is attached to this message."
+    names = ", ".join(f"{a.name} ({human_size(len(a.data))})" for a in sent)
+    return f"Attached: {names}."
+
+
+def body_context(report: Report, job: str, sent: list[Attachment],
+                 omitted: list[Attachment], chart_cid: str) -> dict[str, Any]:
+    personal = report.member is not None
+    return {
+        **context(report, job),
+        "title": report.title,
+        "heading": "Your AI usage" if personal else "Team AI usage",
+        "summary": report.summary,
+        "places": report.cost_places,
+        "top_models": report.by_model[:TOP],
+        "top_members": [] if personal else report.by_member[:TOP],
+        "empty": report.is_empty,
+        "chart_cid": chart_cid,
+        "attached_line": _attached_line(sent),
+        "omitted": [{"name": a.name, "size": human_size(len(a.data)),
+                     "stored": str(a.stored) if a.stored else None} for a in omitted],
+        "generated": report.generated_at.strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def render_bodies(values: dict[str, Any], templates: Path | None) -> tuple[str, str]:
+    """The plain-text body and the HTML body with its CSS inlined."""
+    env = environment(templates)
+    text = env.get_template("email.txt.j2").render(values).strip() + "\n"
+    html = env.get_template("email.html.j2").render(values)
+    return text, css_inline.inline(html)
+
+
+def build(report: Report, *, job: str, subject: str, sender: str, recipients: list[str],
+          attachments: list[Attachment], max_attachment_bytes: int, now: datetime,
+          templates: Path | None = None) -> EmailMessage:
+    """The message for ``recipients``; attachments over the limit are named, not attached."""
+    sent = [a for a in attachments if len(a.data) <= max_attachment_bytes]
+    omitted = [a for a in attachments if len(a.data) > max_attachment_bytes]
+    for item in omitted:
+        log.warning("%s: %s is %d bytes, over the %d-byte attachment limit; left out",
+                    job, item.name, len(item.data), max_attachment_bytes)
+    domain = _domain(sender)
+    cid = make_msgid("chart", domain=domain)
+    values = body_context(report, job, sent, omitted, cid[1:-1])
+    text, html = render_bodies(values, templates)
+
+    msg = EmailMessage()
+    msg["Subject"] = render_subject(subject, context(report, job))
+    msg["From"] = sender
+    msg["To"] = ", ".join(recipients)
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = make_msgid("report", domain=domain)
+    msg.set_content(text)
+    msg.add_alternative(html, subtype="html")
+    html_part = list(msg.iter_parts())[1]
+    assert isinstance(html_part, EmailMessage)
+    html_part.add_related(daily_cost_png(report), "image", "png", cid=cid,
+                          filename=CHART_NAME, disposition="inline")
+    for item in sent:
+        kind = mimetypes.guess_type(item.name)[0] or "application/octet-stream"
+        maintype, subtype = kind.split("/", 1)
+        msg.add_attachment(item.data, maintype=maintype, subtype=subtype, filename=item.name)
+    return msg

@@ -1,0 +1,68 @@
+"""Stored reports: ``<output>/<job>/<org>/<first>_<last>/[<member>/]`` plus a manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from .. import render
+from ..fsutil import atomic_write, safe_name
+from ..report import Report
+
+log = logging.getLogger(__name__)
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    format: str
+    path: Path
+    bytes: int
+    sha256: str
+
+    def as_dict(self) -> dict[str, str | int]:
+        return {"format": self.format, "path": str(self.path), "bytes": self.bytes,
+                "sha256": self.sha256}
+
+
+def folder(output: Path, job: str, report: Report) -> Path:
+    """Where a report of ``job`` is stored; a personal report gets a member folder."""
+    path = output / safe_name(job) / safe_name(report.organization.slug) / report.period.slug
+    return path / safe_name(report.member) if report.member else path
+
+
+def file_name(report: Report, fmt: str) -> str:
+    return f"{render.file_stem(report)}.{render.FORMATS[fmt][1]}"
+
+
+def describe(rendered: dict[str, bytes], report: Report, where: Path) -> list[StoredFile]:
+    """What storing would write, without writing it."""
+    return [StoredFile(fmt, where / file_name(report, fmt), len(data),
+                       hashlib.sha256(data).hexdigest()) for fmt, data in rendered.items()]
+
+
+def store(output: Path, job: str, report: Report, rendered: dict[str, bytes],
+          now: datetime) -> list[StoredFile]:
+    """Write each rendered format atomically, then the manifest of names and checksums."""
+    where = folder(output, job, report)
+    files = describe(rendered, report, where)
+    for item in files:
+        atomic_write(item.path, rendered[item.format])
+        log.info("stored %s (%d bytes)", item.path, item.bytes)
+    manifest = {
+        "job": job,
+        "organization": report.organization.slug,
+        "member": report.member,
+        "period": {"name": report.period.name, "first": report.period.first.isoformat(),
+                   "last": report.period.last.isoformat(),
+                   "timezone": report.period.timezone},
+        "stored_at": now.isoformat(),
+        "files": [{"name": f.path.name, "format": f.format, "bytes": f.bytes,
+                   "sha256": f.sha256} for f in files],
+    }
+    atomic_write(where / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+    return files

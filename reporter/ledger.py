@@ -1,0 +1,219 @@
+"""The run ledger: one row per unit of work; claiming a row makes delivery exactly-once."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    Dialect,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
+
+from .models import NAMING
+from .units import Unit
+
+log = logging.getLogger(__name__)
+
+STATES = ("running", "delivered", "empty", "failed")
+#: states a new attempt may take over without --force
+RETRYABLE = ("failed", "empty")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in UTC on every database (SQLite keeps them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None,
+                             dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData(naming_convention=NAMING)
+runs = Table(
+    "runs", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job", String(200), nullable=False),
+    Column("organization", String(200), nullable=False),
+    Column("audience", String(400), nullable=False),
+    Column("first_day", Date, nullable=False),
+    Column("last_day", Date, nullable=False),
+    Column("period_name", String(40), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("trigger", String(16), nullable=False),
+    Column("scheduled_for", UTCDateTime, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("deliveries", Integer, nullable=False),
+    Column("forced", Integer, nullable=False),
+    Column("owner", String(64), nullable=True),
+    Column("claimed_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("seconds", Float, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("files", Text, nullable=True),
+    Column("recipients", Text, nullable=True),
+    Column("timings", Text, nullable=True),
+    UniqueConstraint("job", "organization", "audience", "first_day", "last_day",
+                     name="uq_runs_unit"),
+)
+R = runs.c
+
+
+@dataclass(frozen=True)
+class Record:
+    """One ledger row as the history shows it."""
+
+    job: str
+    organization: str
+    audience: str
+    first: date
+    last: date
+    period_name: str
+    state: str
+    trigger: str
+    attempts: int
+    deliveries: int
+    forced: int
+    claimed_at: datetime | None
+    finished_at: datetime | None
+    delivered_at: datetime | None
+    scheduled_for: datetime | None
+    seconds: float | None
+    error: str | None
+    files: list[dict[str, Any]]
+    recipients: list[str]
+    timings: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The result of trying to claim a unit: ``claimed`` or the state that blocked it."""
+
+    claimed: bool
+    state: str
+    attempts: int = 0
+
+
+def _match(unit: Unit) -> list[ColumnElement[bool]]:
+    return [R.job == unit.job, R.organization == unit.organization,
+            R.audience == unit.audience, R.first_day == unit.first, R.last_day == unit.last]
+
+
+def claim(engine: Engine, unit: Unit, *, owner: str, now: datetime, timeout_seconds: int,
+          force: bool = False) -> Claim:
+    """Take the unit for this attempt: new, failed, empty, or left running past the timeout
+    (and delivered, with ``force``). Anything else is held by, or done by, someone else."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(runs).values(
+                job=unit.job, organization=unit.organization, audience=unit.audience,
+                first_day=unit.first, last_day=unit.last, period_name=unit.period_name,
+                state="running", trigger=unit.trigger, scheduled_for=unit.scheduled_for,
+                attempts=1, deliveries=0, forced=0, owner=owner, claimed_at=now))
+        return Claim(True, "new", 1)
+    except IntegrityError:
+        pass
+    takeable = R.state.in_(RETRYABLE + (("delivered",) if force else ()))
+    stale = (R.state == "running") & (R.claimed_at < now - timedelta(seconds=timeout_seconds))
+    before = get(engine, unit)  # for the log line only; the UPDATE below decides
+    with engine.begin() as conn:  # a write first: SQLite then holds the lock it needs
+        result = conn.execute(
+            update(runs).where(*_match(unit), takeable | stale).values(
+                state="running", owner=owner, claimed_at=now, attempts=R.attempts + 1,
+                trigger=unit.trigger, period_name=unit.period_name, error=None,
+                scheduled_for=unit.scheduled_for))
+        row = conn.execute(select(R.state, R.attempts).where(*_match(unit))).one()
+    if result.rowcount == 1:
+        previous = before.state if before is not None else "new"
+        if previous == "running":
+            log.warning("%s: taking over an attempt left running", unit.key)
+        return Claim(True, previous, row.attempts)
+    return Claim(False, row.state, row.attempts)
+
+
+def finish(engine: Engine, unit: Unit, *, owner: str, now: datetime, state: str,
+           seconds: float, error: str | None = None, files: list[dict[str, Any]] | None = None,
+           recipients: list[str] | None = None, timings: dict[str, float] | None = None,
+           forced: bool = False) -> bool:
+    """Record how this attempt ended; False when another process took the unit over."""
+    assert state in STATES
+    assert state != "running"
+    values: dict[str, Any] = {
+        "state": state, "finished_at": now, "seconds": round(seconds, 3), "error": error,
+        "owner": None, "timings": json.dumps(timings or {}, sort_keys=True),
+    }
+    if files is not None:
+        values["files"] = json.dumps(files)
+    if recipients is not None:
+        values["recipients"] = json.dumps(recipients)
+    if state == "delivered":
+        values.update(delivered_at=now, deliveries=R.deliveries + 1,
+                      forced=R.forced + (1 if forced else 0))
+    with engine.begin() as conn:
+        result = conn.execute(update(runs).where(*_match(unit), R.owner == owner,
+                                                 R.state == "running").values(**values))
+    if result.rowcount != 1:
+        log.warning("%s: another process took this unit over; its result stands", unit.key)
+        return False
+    return True
+
+
+def _record(row: Any) -> Record:
+    return Record(
+        job=row.job, organization=row.organization, audience=row.audience,
+        first=row.first_day, last=row.last_day, period_name=row.period_name, state=row.state,
+        trigger=row.trigger, attempts=row.attempts, deliveries=row.deliveries,
+        forced=row.forced, claimed_at=row.claimed_at, finished_at=row.finished_at,
+        delivered_at=row.delivered_at, scheduled_for=row.scheduled_for, seconds=row.seconds,
+        error=row.error, files=json.loads(row.files or "[]"),
+        recipients=json.loads(row.recipients or "[]"), timings=json.loads(row.timings or "{}"))
+
+
+def get(engine: Engine, unit: Unit) -> Record | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(runs).where(*_match(unit))).one_or_none()
+    return _record(row) if row is not None else None
+
+
+def history(engine: Engine, *, job: str | None = None, organization: str | None = None,
+            state: str | None = None, limit: int = 100) -> list[Record]:
+    """Ledger rows, newest claim first, filtered by job, organization and state."""
+    query = select(runs).order_by(R.claimed_at.desc(), R.id.desc()).limit(limit)
+    if job is not None:
+        query = query.where(R.job == job)
+    if organization is not None:
+        query = query.where(R.organization == organization)
+    if state is not None:
+        query = query.where(R.state == state)
+    with engine.connect() as conn:
+        return [_record(row) for row in conn.execute(query)]
