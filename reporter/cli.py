@@ -13,7 +13,10 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy import Engine
 
-from . import aggregate, db, demo, ingest, projectid, render, store
+from . import aggregate, db, demo, ingest, ledger, projectid, render, runner, store
+from . import config as config_module
+from . import outcomes as outcomes_module
+from .config import Config
 from .errors import ReporterError
 from .periods import NAMES, parse_date
 
@@ -28,23 +31,25 @@ class Context:
         self.config_path = Path(config)
         self.db_url = db_url
         self._engine: Engine | None = None
+        self._config: Config | None = None
 
-    def config_database(self) -> str | None:
-        if not self.config_path.is_file():
-            return None
-        import yaml
+    @property
+    def config(self) -> Config:
+        """The validated jobs file (ConfigError when it is missing or wrong)."""
+        if self._config is None:
+            self._config = config_module.load(self.config_path)
+        return self._config
 
-        try:
-            data = yaml.safe_load(self.config_path.read_text(encoding="utf-8"))
-        except yaml.YAMLError:
-            return None
-        value = data.get("database") if isinstance(data, dict) else None
-        return value if isinstance(value, str) else None
+    @property
+    def database_url(self) -> str:
+        configured = (self._config.database if self._config is not None
+                      else config_module.database_setting(self.config_path))
+        return db.resolve_url(self.db_url, configured)
 
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = db.open_engine(db.resolve_url(self.db_url, self.config_database()))
+            self._engine = db.open_engine(self.database_url)
         return self._engine
 
     def now(self) -> datetime:
@@ -236,3 +241,92 @@ def demo_command(ctx: Context, days: int, scale: float) -> None:
     demo.load(ctx.engine, now, days=days, scale=scale)
     for path in demo_run.run(ctx, now):
         click.echo(str(path))
+
+
+def _print_outcomes(outcomes: list[Any]) -> None:
+    for outcome in outcomes:
+        click.echo(outcomes_module.line(outcome))
+    click.echo(outcomes_module.summary(outcomes))
+    if outcomes_module.failed(outcomes):
+        sys.exit(1)
+
+
+@main.command("run")
+@click.argument("job")
+@click.option("--org", "orgs", multiple=True, metavar="SLUG",
+              help="Only this organization (repeatable).")
+@period_options
+@click.option("--force", is_flag=True, help="Regenerate and re-deliver what was delivered.")
+@click.option("--dry-run", is_flag=True, help="Show what would be generated and sent; change "
+                                               "nothing.")
+@common
+def run_command(ctx: Context, job: str, orgs: tuple[str, ...], period: str | None,
+                first: date | None, last: date | None, force: bool, dry_run: bool) -> None:
+    """Run a configured JOB now: its organizations, audiences, formats and deliveries."""
+    config, now = ctx.config, ctx.now()
+    units = runner.plan(ctx.engine, config, job, as_of=now, orgs=list(orgs) or None,
+                        period=period, first=first, last=last, trigger="cli")
+    _print_outcomes(runner.run_units(ctx.engine, config, units, now=now, force=force,
+                                     dry_run=dry_run))
+
+
+@main.command("backfill")
+@click.argument("job")
+@click.option("--from", "first", callback=_date, required=True, metavar="DATE",
+              help="First day of the range (YYYY-MM-DD).")
+@click.option("--to", "last", callback=_date, required=True, metavar="DATE",
+              help="Last day of the range, inclusive.")
+@click.option("--org", "orgs", multiple=True, metavar="SLUG",
+              help="Only this organization (repeatable).")
+@click.option("--force", is_flag=True, help="Re-deliver periods already delivered.")
+@click.option("--dry-run", is_flag=True, help="Show what would be done; change nothing.")
+@common
+def backfill_command(ctx: Context, job: str, first: date, last: date, orgs: tuple[str, ...],
+                     force: bool, dry_run: bool) -> None:
+    """Run JOB for every complete period of its kind between --from and --to."""
+    config = ctx.config
+    units = runner.backfill(ctx.engine, config, job, first=first, last=last,
+                            orgs=list(orgs) or None)
+    _print_outcomes(runner.run_units(ctx.engine, config, units, now=ctx.now(), force=force,
+                                     dry_run=dry_run))
+
+
+@main.command("validate")
+@common
+def validate_command(ctx: Context) -> None:
+    """Check the config file; print every problem and exit non-zero when there is one."""
+    try:
+        config = ctx.config
+    except config_module.ConfigErrors as exc:
+        for message in exc.messages:
+            click.echo(message, err=True)
+        sys.exit(1)
+    problems = config_module.check_organizations(
+        config, {o.slug for o in store.list_orgs(ctx.engine)})
+    for message in problems:
+        click.echo(message, err=True)
+    if problems:
+        sys.exit(1)
+    click.echo(f"{config.path}: ok ({len(config.jobs)} jobs)")
+
+
+@main.command("runs")
+@click.option("--job", default=None, help="Only this job.")
+@click.option("--org", default=None, metavar="SLUG", help="Only this organization.")
+@click.option("--state", type=click.Choice(ledger.STATES), default=None, help="Only this state.")
+@click.option("--limit", default=50, show_default=True, help="At most this many rows.")
+@common
+def runs_command(ctx: Context, job: str | None, org: str | None, state: str | None,
+                 limit: int) -> None:
+    """Show the run history, newest first."""
+    for record in ledger.history(ctx.engine, job=job, organization=org, state=state,
+                                 limit=limit):
+        click.echo(outcomes_module.record_line(record))
+
+
+@main.command("jobs")
+@common
+def jobs_command(ctx: Context) -> None:
+    """List the configured jobs with their next run times."""
+    for text in outcomes_module.job_lines(ctx.config, ctx.now()):
+        click.echo(text)

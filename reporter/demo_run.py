@@ -1,21 +1,32 @@
-"""What ``reporter demo`` runs after loading the demo data."""
+"""What ``reporter demo`` runs after loading the demo data: every job of jobs.yaml, once."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import aggregate, render, store
+from . import runner
+from .errors import DeliveryError
+
+log = logging.getLogger(__name__)
 
 
 def run(ctx: Any, now: datetime) -> list[Path]:
-    """Team and personal JSON reports of the previous week for every organization."""
-    engine = ctx.engine
-    out = Path("output") / "demo"
+    """Run each enabled job of the config once; the files stored and the outbox messages."""
+    config, engine = ctx.config, ctx.engine
     written: list[Path] = []
-    for org in store.list_orgs(engine):
-        period = aggregate.resolve_period(engine, org.slug, "previous-week", now)
-        report = aggregate.build(engine, org.slug, period, now=now)
-        written += render.write(report, ["json"], out / org.slug)
+    failures = []
+    for name, job in config.jobs.items():
+        if not job.enabled:
+            continue
+        units = runner.plan(engine, config, name, as_of=now, trigger="cli")
+        for outcome in runner.run_units(engine, config, units, now=now):
+            written += [Path(p) for p in outcome.files]
+            if outcome.state == "failed":
+                failures.append(f"{name} {outcome.unit.organization} {outcome.unit.audience}: "
+                                f"{outcome.error}")
+    if failures:
+        raise DeliveryError(f"{len(failures)} demo units failed; first: {failures[0]}")
     return written
