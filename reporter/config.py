@@ -243,7 +243,7 @@ JOB_KEYS = ("schedule", "timezone", "period", "organizations", "audience", "form
             "skip_empty", "deliver", "enabled")
 
 
-def _job(c: _Checker, name: str, node: yaml.Node) -> Job | None:
+def _job(c: _Checker, name: str, node: yaml.Node, line: int) -> Job | None:
     where = f"job {name!r}"
     keys = c.mapping(node, where, JOB_KEYS, "a job")
     if keys is None:
@@ -299,7 +299,7 @@ def _job(c: _Checker, name: str, node: yaml.Node) -> Job | None:
     if len(c.errors) > before:
         return None
     return Job(name, period or "", formats, schedule, timezone, orgs, audience, addresses,
-               skip_empty, store, email, enabled, node.start_mark.line + 1)
+               skip_empty, store, email, enabled, line)
 
 
 def _smtp(c: _Checker, node: yaml.Node, env: Mapping[str, str]) -> Smtp | None:
@@ -403,8 +403,12 @@ def parse(text: str, path: Path, env: Mapping[str, str] | None = None) -> Config
     if "jobs" not in keys:
         c.error(root, "", "missing key 'jobs'")
     else:
-        for name, node in (c.mapping(keys["jobs"], "jobs", (), "jobs") or {}).items():
-            job = _job(c, name, node)
+        jobs_node = keys["jobs"]
+        lines = {k.value: k.start_mark.line + 1 for k, _ in jobs_node.value
+                 if isinstance(k, yaml.ScalarNode)} if isinstance(jobs_node,
+                                                                  yaml.MappingNode) else {}
+        for name, node in (c.mapping(jobs_node, "jobs", (), "jobs") or {}).items():
+            job = _job(c, name, node, lines.get(name, node.start_mark.line + 1))
             if job is not None:
                 jobs[name] = job
     if c.errors:
