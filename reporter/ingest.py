@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from . import money
@@ -52,17 +52,21 @@ class RowError(ValueError):
 
 def _text(row: dict[str, Any], key: str, *, required: bool = True) -> str | None:
     value = row.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            raise RowError(f"missing {key}")
-        return None
-    if not isinstance(value, str):
+    if type(value) is str:
+        value = value.strip()
+        if value:
+            return value
+    elif value is not None:
         raise RowError(f"{key} must be text, not {json.dumps(value, default=str)}")
-    return value.strip()
+    if required:
+        raise RowError(f"missing {key}")
+    return None
 
 
 def _count(row: dict[str, Any], key: str, *, required: bool = True) -> int:
     value = row.get(key)
+    if type(value) is str and value.isdigit() and value.isascii() and len(value) < 19:
+        return int(value)  # the common case, kept cheap
     if value is None or value == "":
         if required:
             raise RowError(f"missing {key}")
@@ -94,14 +98,14 @@ def parse_timestamp(value: Any) -> int:
         raise RowError(f"timestamp {text!r} is not a valid ISO 8601 date and time") from None
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise RowError(f"timestamp {text!r} has no UTC offset (add Z or +HH:MM)")
-    delta = moment.astimezone(UTC) - _EPOCH
+    delta = moment - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def parse_row(row: dict[str, Any]) -> dict[str, Any]:
     """Validate one raw row; the event's column values, or RowError."""
-    unknown = sorted(k for k in row if k not in FIELDS)
-    if unknown:
+    if not FIELDS.issuperset(row):
+        unknown = sorted(k for k in row if k not in FIELDS)
         raise RowError(f"unknown column{'s' if len(unknown) > 1 else ''} "
                        f"{', '.join(repr(k) for k in unknown)}")
     cost = row.get("cost_usd")
@@ -110,13 +114,13 @@ def parse_row(row: dict[str, Any]) -> dict[str, Any]:
     if isinstance(cost, bool) or isinstance(cost, float):
         raise RowError(f"cost_usd must be a decimal string, not {cost!r}")
     try:
-        cost_nanos = money.parse_usd(str(cost))
+        cost_nanos = money.parse_usd(cost if type(cost) is str else str(cost))
     except ValueError as exc:
         raise RowError(str(exc).replace("cost ", "cost_usd ", 1)) from None
     email = _text(row, "user_email")
     assert email is not None
     email = email.lower()
-    if "@" not in email or email.startswith("@") or email.endswith("@") or " " in email:
+    if "@" not in email or email[0] == "@" or email[-1] == "@" or " " in email:
         raise RowError(f"user_email {email!r} is not an email address")
     event_id = _text(row, "id")
     assert event_id is not None
@@ -208,8 +212,8 @@ class _Directory:
             found = self.conn.scalar(select(Organization.id).where(Organization.slug == slug))
             if found is None:
                 found = self.conn.execute(
-                    Organization.__table__.insert().values(slug=slug, name=slug, timezone="UTC")
-                    .returning(Organization.__table__.c.id)).scalar_one()
+                    insert(Organization).values(slug=slug, name=slug, timezone="UTC")
+                    .returning(Organization.id)).scalar_one()
                 log.info("created organization %s", slug)
             self.orgs[slug] = found
         return found
@@ -220,8 +224,7 @@ class _Directory:
             found = self.conn.scalar(select(User.id).where(User.email == email))
             if found is None:
                 found = self.conn.execute(
-                    User.__table__.insert().values(email=email)
-                    .returning(User.__table__.c.id)).scalar_one()
+                    insert(User).values(email=email).returning(User.id)).scalar_one()
             self.users[email] = found
         return found
 
@@ -232,25 +235,36 @@ class _Directory:
         exists = self.conn.scalar(select(Membership.role).where(
             Membership.organization_id == org_id, Membership.user_id == user_id))
         if exists is None:
-            self.conn.execute(Membership.__table__.insert().values(
+            self.conn.execute(insert(Membership).values(
                 organization_id=org_id, user_id=user_id, role="member"))
         self.memberships.add(key)
 
 
-def _insert_statement(engine: Engine) -> Any:
-    table = UsageEvent.__table__
+_COLUMNS = ("id", "organization_id", "user_id", "ts_us", "model", "project", "input_tokens",
+            "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_nanos")
+
+
+def _insert_sql(engine: Engine) -> tuple[str, tuple[str, ...] | None]:
+    """The driver-level INSERT ... ON CONFLICT DO NOTHING, and the parameter order when
+    the driver takes positional parameters (skipping per-row work in SQLAlchemy)."""
     if engine.dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(index_elements=["id"])
-    if engine.dialect.name == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing(index_elements=["id"])
-    raise IngestError(f"database {engine.dialect.name} is not supported")
+        statement: Any = postgresql.insert(UsageEvent)
+    elif engine.dialect.name == "sqlite":
+        statement = sqlite.insert(UsageEvent)
+    else:
+        raise IngestError(f"database {engine.dialect.name} is not supported")
+    statement = statement.values({c: None for c in _COLUMNS})
+    compiled = statement.on_conflict_do_nothing(index_elements=["id"]).compile(
+        dialect=engine.dialect)
+    order = tuple(compiled.positiontup) if compiled.positional else None
+    return str(compiled), order
 
 
 def ingest_rows(engine: Engine, rows: Iterable[tuple[int, dict[str, Any] | str]], name: str,
                 on_error: Callable[[str], None] | None = None) -> IngestResult:
     """Insert validated rows in batches; bad rows are reported as ``name:line: why``."""
     result = IngestResult()
-    statement = _insert_statement(engine)
+    sql, order = _insert_sql(engine)
     batch: list[dict[str, Any]] = []
 
     def reject(line: int, why: str) -> None:
@@ -266,15 +280,15 @@ def ingest_rows(engine: Engine, rows: Iterable[tuple[int, dict[str, Any] | str]]
             return
         with engine.begin() as conn:
             directory.conn = conn
-            values = []
+            values: list[Any] = []
             for event in batch:
                 org_id = directory.org_id(event.pop("organization"))
                 user_id = directory.user_id(event.pop("user_email"))
                 directory.ensure_member(org_id, user_id)
                 event["organization_id"] = org_id
                 event["user_id"] = user_id
-                values.append(event)
-            inserted = conn.execute(statement, values).rowcount
+                values.append(event if order is None else tuple(event[k] for k in order))
+            inserted = conn.exec_driver_sql(sql, values).rowcount
         result.inserted += inserted
         result.duplicate += len(values) - inserted
         batch.clear()

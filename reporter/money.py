@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
 NANOS_PER_USD = 1_000_000_000
 MAX_DECIMALS = 9
 _SCALE = Decimal(1).scaleb(-MAX_DECIMALS)
 MAX_USD = Decimal(1_000_000_000)  # one request; keeps sums far inside a 64-bit integer
+_PLAIN = re.compile(r"([0-9]{1,12})(?:\.([0-9]{1,9}))?")
 
 
 def parse_usd(text: str) -> int:
     """Parse a decimal string of USD into nano-dollars; ValueError says why it is not one."""
     raw = text.strip()
+    plain = _PLAIN.fullmatch(raw)
+    if plain is not None:  # the common case, without Decimal
+        whole, frac = plain.groups()
+        nanos = int(whole) * NANOS_PER_USD + (int(frac.ljust(MAX_DECIMALS, "0")) if frac else 0)
+        if nanos >= MAX_USD * NANOS_PER_USD:
+            raise ValueError(f"cost {text!r} is too large for one request")
+        return nanos
     if not raw:
         raise ValueError("cost is empty")
     try:
