@@ -89,6 +89,9 @@ def _summary_sheet(wb: Workbook, report: Report) -> None:
     for letter, width in zip("ABCDEFG", widths, strict=True):
         ws.column_dimensions[letter].width = width
 
+    ws.page_setup.orientation = "landscape"
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.page_setup.fitToHeight = 0
     title = sheet.cell(bold=True)
     title.font = Font(bold=True, size=14)
     title.value = clean_text(report.title)

@@ -155,7 +155,7 @@ class Sheet:
                         longest = len(f"${biggest / NANOS_PER_USD:,.{self.places}f}")
                     else:
                         longest = len(f"{biggest:,}")
-                width = min(MAX_WIDTH, max(longest, len(column.header)) + 2)
+                width = min(MAX_WIDTH, max(longest, len(column.header), 6) + 2)
             self.ws.column_dimensions[get_column_letter(index + 1)].width = width
 
     def write(self, rows: Sequence[Sequence[Any]], totals: Sequence[Any] | None = None,

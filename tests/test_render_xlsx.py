@@ -1,0 +1,283 @@
+"""XLSX report: cell types, layout, exact totals, formula injection, LibreOffice's reading."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import subprocess
+import zipfile
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+from sqlalchemy import Engine
+
+from reporter import aggregate, periods, store
+from reporter.render import json_report, xlsx_report
+from reporter.render.xlsx_sheet import clean_text, is_risky
+from reporter.report import Report
+from tests.helpers import load, row
+
+NOW = datetime(2024, 3, 13, 12, tzinfo=UTC)
+TZ = "America/New_York"
+ORG_NAME = '=cmd|"/c calc"!A1 Acme 🚀'
+PROJECT = '=HYPERLINK("http://x","y")'
+TABLES = ["By Day", "By Day & Member", "By Model & Day", "By Model, Day & Member", "By Model",
+          "By Project", "By Member"]
+
+
+def _report(engine: Engine, *, first: date = date(2024, 3, 8), last: date = date(2024, 3, 12),
+            member: str | None = None) -> Report:
+    store.set_org(engine, "acme", name=ORG_NAME, timezone=TZ)
+    load(engine, [
+        row("a1", "2024-03-08T15:00:00Z", project="example-repo", cost="0.123456789",
+            cache_read=100, cache_write=20),
+        row("b1", "2024-03-08T16:00:00Z", email="bob@acme.com", model="openai/gpt-5",
+            cost="1.5", input_tokens=1000, output_tokens=250),
+        # 22:00 on the 8th in New York
+        row("a2", "2024-03-09T03:00:00Z", cost="0.000000001"),
+        # the 10th (the day clocks change) has no usage at all
+        row("c1", "2024-03-11T12:00:00Z", email="+1-2@acme.com", model="@SUM(A1)",
+            project=PROJECT, cost="2.25", input_tokens=123_456_789, output_tokens=1),
+        row("d1", "2024-03-12T12:00:00Z", email="dave@acme.com", model="-2+3", project="#N/A",
+            cost="1234.5"),
+        row("a3", "2024-03-12T13:00:00Z", project="🚀 launch <script>alert(1)</script>",
+            cost="0.01", cache_read=7),
+    ])
+    store.set_member(engine, "acme", "alice@acme.com", name="Alice 🚀")
+    store.set_member(engine, "acme", "bob@acme.com", name="=1+1")
+    store.set_member(engine, "acme", "+1-2@acme.com", name="@SUM(A1)")
+    period = periods.resolve(None, TZ, NOW, first=first, last=last)
+    return aggregate.build(engine, "acme", period, member=member, now=NOW)
+
+
+def _open(report: Report, tmp_path: Path, name: str = "report.xlsx") -> tuple[Path, Any]:
+    path = tmp_path / name
+    path.write_bytes(xlsx_report.render(report, None))
+    return path, openpyxl.load_workbook(path)
+
+
+def _money(value: Any) -> Decimal:
+    """A cost as the sheet holds it (a double) at nano-dollar precision."""
+    assert isinstance(value, float | int), value
+    return Decimal(repr(float(value))).quantize(Decimal("1e-9"))
+
+
+def _table(ws: Any) -> tuple[list[str], list[tuple[Any, ...]], tuple[Any, ...]]:
+    """(header, data rows, totals row) of a table sheet."""
+    rows = list(ws.iter_rows(values_only=True))
+    assert rows[-2] == (None,) * len(rows[0]), "a blank row sets the totals apart"
+    assert rows[-1][0] == "Total"
+    return list(rows[0]), rows[1:-2], rows[-1]
+
+
+def test_sheets_layout_and_properties(sqlite_engine: Engine, tmp_path: Path) -> None:
+    report = _report(sqlite_engine)
+    _, wb = _open(report, tmp_path)
+    assert wb.sheetnames == ["Summary", *TABLES]
+    assert wb.properties.title == report.title
+    assert wb.properties.creator == "reporter"
+    assert wb.properties.created == NOW.replace(tzinfo=None)
+    for title in TABLES:
+        ws = wb[title]
+        header, data, _ = _table(ws)
+        assert ws.freeze_panes == "A2"
+        last = openpyxl.utils.get_column_letter(len(header))
+        assert ws.auto_filter.ref == f"A1:{last}{len(data) + 1}", "filter covers data, not total"
+        assert "Cost (USD)" in header
+        assert "Cache read tokens" in header
+        widths = {k: v.width for k, v in ws.column_dimensions.items()}
+        assert len(widths) == len(header)
+        assert all(8 <= w <= 60 for w in widths.values())
+    # the chart is native and plots the zero-filled daily series (five days, one of them 0)
+    with zipfile.ZipFile(tmp_path / "report.xlsx") as archive:
+        chart = archive.read("xl/charts/chart1.xml").decode()
+    assert "<barChart>" in chart
+    assert "'Summary'!$E$4:$E$8" in chart
+    assert "'Summary'!$D$4:$D$8" in chart
+    summary = wb["Summary"]
+    daily = {r[3]: r[4] for r in summary.iter_rows(min_row=4, max_row=8, values_only=True)}
+    assert daily[datetime(2024, 3, 10)] == 0
+
+
+def test_cell_types_and_formats(sqlite_engine: Engine, tmp_path: Path) -> None:
+    report = _report(sqlite_engine)
+    assert report.cost_places == 9
+    _, wb = _open(report, tmp_path)
+    usd = '"$"#,##0.000000000'
+    ws = wb["By Day"]
+    first = [c for c in next(ws.iter_rows(min_row=2, max_row=2))]
+    assert first[0].is_date
+    assert first[0].value == datetime(2024, 3, 8)
+    assert first[0].number_format == "yyyy-mm-dd"
+    assert first[1].data_type == "n"
+    assert first[1].number_format == usd
+    assert _money(first[1].value) == Decimal("1.623456790")
+    for cell in first[2:]:
+        assert type(cell.value) is int
+        assert cell.number_format == "#,##0"
+    summary = {r[0].value: r[1] for r in wb["Summary"].iter_rows(min_row=3, max_col=2)
+               if r[0].value}
+    assert summary["Total requests"].value == 6
+    assert summary["Total spent (USD)"].number_format == usd
+    assert summary["First date"].is_date
+    assert summary["Timezone"].value == TZ
+    assert summary["Organization"].value == ORG_NAME
+
+
+def test_sheets_add_up_to_the_json_summary(sqlite_engine: Engine, tmp_path: Path) -> None:
+    report = _report(sqlite_engine)
+    data = json.loads(json_report.render(report, None))
+    total = Decimal(data["summary"]["total_cost_usd"])
+    _, wb = _open(report, tmp_path)
+    summary = {r[0]: r[1] for r in wb["Summary"].iter_rows(min_row=3, max_col=2,
+                                                           values_only=True) if r[0]}
+    assert _money(summary["Total spent (USD)"]) == total
+    assert _money(summary["Avg cost per request (USD)"]) == Decimal(
+        data["summary"]["avg_cost_per_request_usd"])
+    assert summary["Total tokens"] == data["summary"]["total_tokens"]
+    assert summary["Active users"] == data["summary"]["active_users"]
+    for title in TABLES:
+        header, rows, totals = _table(wb[title])
+        cost, requests = header.index("Cost (USD)"), header.index("Requests")
+        assert sum(_money(r[cost]) for r in rows) == total, title
+        assert _money(totals[cost]) == total, title
+        assert sum(r[requests] for r in rows) == totals[requests] == 6, title
+        for name in ("Tokens", "Cache read tokens", "Cache write tokens"):
+            key = name.lower().replace(" ", "_").replace("tokens", "tokens")
+            expected = data["summary"]["total_tokens" if name == "Tokens" else key]
+            assert totals[header.index(name)] == expected, (title, name)
+    # row by row, the day sheet is the JSON's by_day
+    _, rows, _ = _table(wb["By Day"])
+    assert [(r[0].date().isoformat(), _money(r[1]), r[2]) for r in rows] == [
+        (d["date"], Decimal(d["cost_usd"]), d["requests"]) for d in data["by_day"]]
+
+
+def test_hostile_text_is_text_never_a_formula(sqlite_engine: Engine, tmp_path: Path) -> None:
+    report = _report(sqlite_engine)
+    report.by_member[0].name = "\ttab\x01bell\ud800"
+    path, wb = _open(report, tmp_path)
+    texts = {c.value: c for ws in wb for r in ws.iter_rows() for c in r
+             if isinstance(c.value, str)}
+    for hostile in (PROJECT, "+1-2@acme.com", "@SUM(A1)", "-2+3", "#N/A", "=1+1", ORG_NAME,
+                    "🚀 launch <script>alert(1)</script>", "Alice 🚀", "\ttab\ufffdbell\ufffd"):
+        assert hostile in texts, hostile
+        assert texts[hostile].data_type == "s", hostile
+        if is_risky(hostile):
+            assert texts[hostile].quotePrefix, hostile
+    with zipfile.ZipFile(path) as archive:
+        sheets = [archive.read(n).decode() for n in archive.namelist()
+                  if n.startswith("xl/worksheets/")]
+    assert not any("<f>" in xml or 't="e"' in xml for xml in sheets)
+
+
+def test_text_helpers() -> None:
+    for text in ("=1", "+1", "-1", "@x", "\tx", "\rx", "\nx", "#DIV/0!"):
+        assert is_risky(text)
+    assert not is_risky("alice@acme.com")
+    assert not is_risky("a=b")
+    assert clean_text("a\x00b\x1fc\ufffe") == "a\ufffdb\ufffdc\ufffd"
+    assert len(clean_text("x" * 40_000)) == 32_767
+
+
+def test_empty_period_and_personal_report(sqlite_engine: Engine, tmp_path: Path) -> None:
+    report = _report(sqlite_engine, first=date(2024, 1, 1), last=date(2024, 1, 3))
+    assert report.is_empty
+    _, wb = _open(report, tmp_path)
+    for title in TABLES:
+        header, rows, totals = _table(wb[title])
+        assert rows == []
+        assert totals[header.index("Cost (USD)")] == 0
+    personal = aggregate.build(sqlite_engine, "acme", _report(sqlite_engine).period,
+                               member="bob@acme.com", now=NOW)
+    _, wb = _open(personal, tmp_path, "bob.xlsx")
+    emails = {r[0] for r in wb["By Member"].iter_rows(min_row=2, values_only=True) if r[0]}
+    assert emails == {"bob@acme.com", "Total"}
+    summary = {r[0]: r[1] for r in wb["Summary"].iter_rows(min_row=3, max_col=2,
+                                                           values_only=True) if r[0]}
+    assert summary["Member"] == "bob@acme.com"
+    assert wb["Summary"]["E4"].number_format == '"$"#,##0.00'
+
+
+def test_amounts_beyond_double_precision_get_an_exact_note(sqlite_engine: Engine,
+                                                           tmp_path: Path) -> None:
+    store.set_org(sqlite_engine, "acme", timezone="UTC")
+    load(sqlite_engine, [row(f"big{n}", "2024-03-08T12:00:00Z", email=f"u{n}@acme.com",
+                             cost="999999.123456789") for n in range(3)])
+    period = periods.resolve(None, "UTC", NOW, first=date(2024, 3, 8), last=date(2024, 3, 8))
+    report = aggregate.build(sqlite_engine, "acme", period, now=NOW)
+    _, wb = _open(report, tmp_path)
+    summary = {r[0]: r[1] for r in wb["Summary"].iter_rows(min_row=3, max_col=2,
+                                                           values_only=True) if r[0]}
+    assert summary["Total spent, exact (text)"] == "2999997.370370367"
+    assert "significant digits" in summary["Note"]
+    # each member's amount (15 significant digits) is still exact as a number
+    _, rows, _ = _table(wb["By Member"])
+    assert [_money(r[2]) for r in rows] == [Decimal("999999.123456789")] * 3
+
+
+def _libreoffice_csv(path: Path, profile: Path) -> dict[str, list[list[str]]]:
+    """Every sheet as LibreOffice shows it ("as shown" text), via one CSV conversion."""
+    out = path.parent / "csv"
+    # tokens: comma, double quote, UTF-8, from line 1, ..., save as shown, every sheet (-1)
+    flt = "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,true,false,false,-1"
+    subprocess.run(["soffice", f"-env:UserInstallation={profile.as_uri()}", "--headless",
+                    "--convert-to", flt, "--outdir", str(out), str(path)],
+                   check=True, capture_output=True, timeout=120)
+    sheets = {}
+    for csv_path in out.glob("*.csv"):
+        sheet = csv_path.stem.removeprefix(path.stem + "-")
+        sheets[sheet] = list(csv.reader(io.StringIO(csv_path.read_text("utf-8"))))
+    return sheets
+
+
+def _usd(shown: str) -> Decimal:
+    match = re.fullmatch(r"\$([\d,]+\.\d+)", shown)
+    assert match, shown
+    return Decimal(match.group(1).replace(",", ""))
+
+
+@pytest.mark.libreoffice
+def test_libreoffice_reads_what_finance_expects(sqlite_engine: Engine, tmp_path: Path) -> None:
+    report = _report(sqlite_engine)
+    data = json.loads(json_report.render(report, None))
+    path, _ = _open(report, tmp_path)
+    sheets = _libreoffice_csv(path, tmp_path / "lo-profile")
+    assert set(sheets) == {"Summary", *TABLES}
+    summary = {r[0]: r[1] for r in sheets["Summary"] if r and r[0]}
+    assert _usd(summary["Total spent (USD)"]) == Decimal(data["summary"]["total_cost_usd"])
+    assert summary["Total spent (USD)"] == "$1,238.383456790"
+    assert summary["Total requests"] == "6"
+    assert summary["Total tokens"] == f"{data['summary']['total_tokens']:,}"
+    assert summary["First date"] == "2024-03-08"
+    assert summary["Timezone"] == TZ
+    assert summary["Organization"] == ORG_NAME
+
+    by_day = sheets["By Day"]
+    assert by_day[0][:3] == ["Date", "Cost (USD)", "Requests"]
+    days = [r for r in by_day[1:] if r and r[0] not in ("", "Total")]
+    assert [(r[0], _usd(r[1]), int(r[2])) for r in days] == [
+        (d["date"], Decimal(d["cost_usd"]), d["requests"]) for d in data["by_day"]]
+    assert by_day[-1][:3] == ["Total", "$1,238.383456790", "6"]
+    for title in TABLES:
+        header, total = sheets[title][0], sheets[title][-1]
+        assert total[0] == "Total"
+        assert _usd(total[header.index("Cost (USD)")]) == Decimal(
+            data["summary"]["total_cost_usd"]), title
+
+    projects = {r[0]: r for r in sheets["By Project"][1:] if r and r[0]}
+    # the text itself, never "y" (the formula's result) nor an error
+    assert PROJECT in projects
+    assert "#N/A" in projects
+    assert "(no project)" in projects
+    models = {r[1] for r in sheets["By Model, Day & Member"][1:] if len(r) > 1}
+    assert {"@SUM(A1)", "-2+3"} <= models
+    members = {(r[0], r[1]) for r in sheets["By Member"][1:] if r}
+    assert ("+1-2@acme.com", "@SUM(A1)") in members
+    assert ("bob@acme.com", "=1+1") in members
+    assert ("alice@acme.com", "Alice 🚀") in members
