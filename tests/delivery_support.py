@@ -75,7 +75,7 @@ class Mailbox:
         if self.faults:
             fault = self.faults.pop(0)
             if fault == "drop":
-                session.transport.close()
+                server.transport.close()
                 return "421 closing"
             return fault
         message = message_from_bytes(envelope.content, policy=policy.default)

@@ -1,0 +1,159 @@
+"""SMTP delivery against a real server on loopback: faults, retries, exactly once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from reporter import db, ledger, runner
+from reporter.config import Config
+from tests.delivery_support import (
+    NOW,
+    Mailbox,
+    free_port,
+    seed,
+    smtp_section,
+    smtp_server,
+    write_config,
+)
+
+JOB = """\
+output: out
+jobs:
+  weekly:
+    period: previous-week
+    audience: admins
+    formats: [json]
+    deliver:
+      store: false
+      email:
+        subject: "{{ organization.name }}\\nBcc: evil@example.com, {{ period.label }}"
+"""
+
+
+def config_for(tmp_path: Path, port: int, retries: int = 0) -> Config:
+    return write_config(tmp_path, smtp_section(port, retries) + JOB)
+
+
+def run(engine: Engine, cfg: Config, hours: int = 0) -> list[str]:
+    units = runner.plan(engine, cfg, "weekly", as_of=NOW)
+    outcomes = runner.run_units(engine, cfg, units, now=NOW + timedelta(hours=hours))
+    return [o.state if o.state != "failed" else f"failed: {o.error}" for o in outcomes]
+
+
+def test_delivers_to_the_admins(tmp_path: Path, sqlite_engine: Engine) -> None:
+    seed(sqlite_engine)
+    mailbox = Mailbox()
+    with smtp_server(mailbox) as port:
+        assert run(sqlite_engine, config_for(tmp_path, port)) == ["delivered", "delivered"]
+    assert sorted(tuple(r) for r, _ in mailbox.received) == [
+        ("alice@acme.com", "bob@acme.com"), ("greta@globex.de",)]
+    message = mailbox.to("alice@acme.com")[0]
+    # the newline in the template's output cannot start a new header
+    assert message["Subject"].strip() == ("Acme Corp Bcc: evil@example.com, 2026-01-05 to "
+                                          "2026-01-11 (America/New_York)")
+    assert message["Bcc"] is None
+    assert message["Message-ID"].endswith("@example.com>")
+    assert message["Date"] == "Mon, 12 Jan 2026 15:00:00 +0000"
+
+
+def test_server_down_at_start_then_delivered_once(tmp_path: Path,
+                                                  sqlite_engine: Engine) -> None:
+    seed(sqlite_engine)
+    port = free_port()
+    cfg = config_for(tmp_path, port, retries=1)
+    states = run(sqlite_engine, cfg)
+    assert all(s.startswith("failed: SMTP 127.0.0.1:") and "cannot connect" in s
+               and "after 2 attempts" in s for s in states), states
+    mailbox = Mailbox()
+    with smtp_server(mailbox, port):
+        assert run(sqlite_engine, cfg, hours=1) == ["delivered", "delivered"]
+        assert run(sqlite_engine, cfg, hours=2) == ["already", "already"]
+    assert len(mailbox.received) == 2
+
+
+def test_421_is_retried(tmp_path: Path, sqlite_engine: Engine) -> None:
+    seed(sqlite_engine)
+    mailbox = Mailbox(faults=["421 4.3.2 try again later"])
+    with smtp_server(mailbox) as port:
+        assert run(sqlite_engine, config_for(tmp_path, port, retries=2)) == [
+            "delivered", "delivered"]
+    assert len(mailbox.received) == 2
+    record = ledger.history(sqlite_engine, organization="acme")[0]
+    assert record.state == "delivered"
+    assert record.error is None
+
+
+def test_550_fails_the_unit_with_the_reply(tmp_path: Path, sqlite_engine: Engine) -> None:
+    seed(sqlite_engine)
+    mailbox = Mailbox(faults=["550 5.1.1 mailbox unavailable"])
+    with smtp_server(mailbox) as port:
+        cfg = config_for(tmp_path, port, retries=3)
+        states = run(sqlite_engine, cfg)
+        assert states[0] == (f"failed: SMTP 127.0.0.1:{port}: server replied 550 5.1.1 "
+                             "mailbox unavailable")
+        assert states[1] == "delivered"  # the other organization is not held up
+        [failed] = ledger.history(sqlite_engine, state="failed")
+        assert failed.organization == "acme"
+        assert "550 5.1.1" in (failed.error or "")
+        # a later run delivers what is still owed, once
+        assert run(sqlite_engine, cfg, hours=1) == ["delivered", "already"]
+    assert sorted(len(mailbox.to(a)) for a in ("alice@acme.com", "greta@globex.de")) == [1, 1]
+
+
+def test_connection_dropped_mid_data(tmp_path: Path, sqlite_engine: Engine) -> None:
+    seed(sqlite_engine)
+    mailbox = Mailbox(faults=["drop"])
+    with smtp_server(mailbox) as port:
+        cfg = config_for(tmp_path, port)
+        states = run(sqlite_engine, cfg)
+        assert "connection closed" in states[0] or "421" in states[0], states
+        assert run(sqlite_engine, cfg, hours=1) == ["delivered", "already"]
+    assert len(mailbox.to("alice@acme.com")) == 1
+    assert len(mailbox.to("greta@globex.de")) == 1
+
+
+def test_login_secret_stays_out_of_the_ledger(tmp_path: Path, sqlite_engine: Engine) -> None:
+    seed(sqlite_engine)
+    port = free_port()
+    text = smtp_section(port).replace("  security: none\n", "  security: none\n"
+                                      "  username: reports\n  password_env: SMTP_PW\n") + JOB
+    cfg = write_config(tmp_path, text, env={"SMTP_PW": "hunter2-secret"})
+    states = run(sqlite_engine, cfg)  # no server: the error must not carry the secret
+    assert all("hunter2" not in s for s in states)
+    assert all("hunter2" not in (r.error or "") for r in ledger.history(sqlite_engine))
+
+
+def _reporter(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    env = {**os.environ}
+    env.pop("REPORTER_DATABASE_URL", None)
+    command = str(Path(sys.executable).parent / "reporter")
+    return subprocess.Popen([command, *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_two_processes_at_once_deliver_once(tmp_path: Path, db_url: str) -> None:
+    engine = db.open_engine(db_url)
+    seed(engine)
+    engine.dispose()
+    mailbox = Mailbox()
+    with smtp_server(mailbox) as port:
+        cfg = config_for(tmp_path, port)
+        args = ["run", "weekly", "--from", "2026-01-05", "--to", "2026-01-11",
+                "--config", str(cfg.path), "--db", db_url]
+        procs = [_reporter(args, tmp_path) for _ in range(2)]
+        results = [p.communicate(timeout=120) for p in procs]
+    for proc, (out, err) in zip(procs, results, strict=True):
+        assert proc.returncode == 0, out + err
+    summaries = sorted(out.splitlines()[-1] for out, _ in results)
+    delivered = sum(int(s.split("delivered ")[1].split(",")[0]) for s in summaries)
+    assert delivered == 2, summaries
+    assert len(mailbox.to("alice@acme.com")) == 1
+    assert len(mailbox.to("greta@globex.de")) == 1
