@@ -45,12 +45,12 @@ class Limits:
     """The most rows a rolled-up view shows; ``None`` fields mean "no limit"."""
 
     day_lines: int = 31          # By Day rows before days roll up into weeks, months...
-    model_lines: int = 120       # By Model & Day rows, likewise
-    day_members: int = 150       # nested member rows under By Day, in all
-    model_members: int = 240     # nested member rows under By Model & Day, in all
-    min_members: int = 3         # each row still lists at least this many members
-    projects: int = 40
-    members: int = 100
+    model_lines: int = 80        # By Model & Day rows, likewise
+    day_members: int = 100       # nested member rows under By Day, in all
+    model_members: int = 100     # nested member rows under By Model & Day, in all
+    min_members: int = 3         # each row lists at least this many members (else roll up)
+    projects: int = 20
+    members: int = 40
 
 
 @dataclass
@@ -83,7 +83,7 @@ def _bucket_start(day: date, bucket: str) -> date:
 
 
 def _split(members: list[MemberUsage], keep: int | None) -> tuple[list[MemberUsage], Others | None]:
-    if keep is None or len(members) <= keep:
+    if keep is None or len(members) <= keep + 1:  # "1 other member" takes a row as well
         return members, None
     rest = Others(count=len(members) - keep)
     for member in members[keep:]:
@@ -138,7 +138,7 @@ def _keep(lines: int, budget: int | None, limits: Limits | None) -> int | None:
 
 
 def _top(rows: list[ProjectRow] | list[MemberRow], keep: int | None) -> Others | None:
-    if keep is None or len(rows) <= keep:
+    if keep is None or len(rows) <= keep + 1:
         return None
     rest = Others(count=len(rows) - keep)
     for row in rows[keep:]:
@@ -147,13 +147,15 @@ def _top(rows: list[ProjectRow] | list[MemberRow], keep: int | None) -> Others |
     return rest
 
 
-def _bucket(rows: Sequence[DayRow | ModelDayRow], most: int | None) -> str:
-    """The finest bucket that keeps the table within ``most`` rows."""
-    if most is None:
+def _bucket(rows: Sequence[DayRow | ModelDayRow], most: int | None, budget: int | None,
+            min_members: int) -> str:
+    """The finest bucket that keeps the table within ``most`` rows, each able to list
+    ``min_members`` of its members within the nested-row ``budget``."""
+    if most is None or budget is None:
         return "day"
     for bucket in BUCKETS:
-        keys = {(_bucket_start(r.date, bucket), getattr(r, "model", None)) for r in rows}
-        if len(keys) <= most:
+        lines = len({(_bucket_start(r.date, bucket), getattr(r, "model", None)) for r in rows})
+        if lines <= most and (lines == 0 or budget // lines - 1 >= min_members):
             return bucket
     return bucket
 
@@ -161,8 +163,11 @@ def _bucket(rows: Sequence[DayRow | ModelDayRow], most: int | None) -> str:
 def build(report: Report, limits: Limits | None = None) -> View:
     """The report's tables; with ``limits``, rolled up (and said so in ``notes``)."""
     notes: list[str] = []
-    day_bucket = _bucket(report.by_day, limits.day_lines if limits else None)
-    model_bucket = _bucket(report.by_model_day, limits.model_lines if limits else None)
+    least = limits.min_members if limits else 0
+    day_bucket = _bucket(report.by_day, limits.day_lines if limits else None,
+                         limits.day_members if limits else None, least)
+    model_bucket = _bucket(report.by_model_day, limits.model_lines if limits else None,
+                           limits.model_members if limits else None, least)
     if day_bucket != "day":
         notes.append(f"By Day sums days into {BUCKETS[day_bucket]}.")
     if model_bucket != "day":

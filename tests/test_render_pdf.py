@@ -1,0 +1,99 @@
+"""PDF report: real text with the JSON's numbers, metadata, page furniture, bounded length."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+from pypdf import PdfReader
+from sqlalchemy import Engine
+
+from reporter import aggregate, demo, store
+from reporter.ingest import ingest_rows
+from reporter.periods import Period
+from reporter.render import json_report, pdf_report, render
+from reporter.report import Report
+from tests.test_render_html import HOSTILE_ORG, small_report
+
+
+def pages_text(data: bytes) -> tuple[PdfReader, list[str]]:
+    reader = PdfReader(io.BytesIO(data))
+    # without an emoji font on the machine, WeasyPrint draws .notdef for emoji, and pypdf then
+    # decodes that font's text as two bytes a character; poppler's pdftotext reads it cleanly
+    return reader, [page.extract_text().replace("\x00", "") for page in reader.pages]
+
+
+def amounts(text: str) -> set[Decimal]:
+    return {Decimal(m.replace(",", "")) for m in re.findall(r"\$([\d,]+\.\d+)", text)}
+
+
+def synthetic_report(engine: Engine, *, days: int, members: int, events: int) -> Report:
+    first = date(2026, 1, 1)
+    store.set_org(engine, "bench", name="Bench Org", timezone="UTC")
+    rows = demo.synthetic_events(events, first, days, org="bench", members=members, seed=3)
+    ingest_rows(engine, enumerate(rows, start=1), "synthetic")
+    period = Period("custom", first, date.fromordinal(first.toordinal() + days - 1), "UTC")
+    return aggregate.build(engine, "bench", period, now=datetime(2027, 6, 1, tzinfo=UTC))
+
+
+def test_pdf_text_shows_the_numbers_of_the_json(sqlite_engine: Engine) -> None:
+    report = small_report(sqlite_engine)
+    reader, pages = pages_text(pdf_report.render(report))
+    text = "\n".join(pages)
+    data = json_report.to_dict(report)
+    shown = amounts(text)
+    assert Decimal(data["summary"]["total_cost_usd"]) in shown
+    assert Decimal(data["summary"]["avg_cost_per_request_usd"]) in shown
+    for day in data["by_day"]:
+        assert Decimal(day["cost_usd"]) in shown
+        assert day["date"] in text
+        for member in day["members"]:  # breakdowns are expanded on paper
+            assert member["email"] in text
+    assert "$0.000000009" in text and "$4.750000010" in text
+    assert f"{data['summary']['total_tokens']:,}" in text
+    assert "(no project)" in text
+    flat = re.sub(r"\s+", "", text)  # narrow cells wrap long names
+    assert "<script>document.title='pwned'</script>" in text  # escaped in HTML, text in PDF
+    assert '=HYPERLINK("http://evil.example","click")' in flat
+    assert "<b>model</b>" in flat
+    assert reader.metadata is not None
+    assert reader.metadata.title == report.title
+    assert reader.metadata.author == HOSTILE_ORG
+    assert "Summarised for print" not in text  # a small report is shown in full
+
+
+def test_pdf_pages_carry_header_footer_and_repeated_table_headers(sqlite_engine: Engine) -> None:
+    report = synthetic_report(sqlite_engine, days=7, members=5, events=200)
+    _, pages = pages_text(render(report, "pdf"))
+    count = len(pages)
+    assert count >= 2
+    for number, text in enumerate(pages, start=1):
+        assert f"Page {number} of {count}" in text
+        assert "Bench Org" in text
+        assert "2026-01-01 to 2026-01-07 (UTC)" in text
+    # By Model & Day runs over two pages; its header row starts both
+    header = re.compile(r"Date\s*Model\s*Cost\s*Requests\s*Tokens\s*Users")
+    spans = [n for n, text in enumerate(pages) if "openai/gpt-5" in text]
+    assert len(spans) >= 2
+    for number in spans:
+        assert header.search(pages[number]), pages[number]
+
+
+@pytest.mark.slow
+def test_pdf_of_a_long_period_is_rolled_up_and_bounded(sqlite_engine: Engine) -> None:
+    report = synthetic_report(sqlite_engine, days=365, members=8, events=2000)
+    data = render(report, "pdf")
+    _, pages = pages_text(data)
+    text = re.sub(r"\s+", " ", "\n".join(pages))
+    assert len(pages) <= 12
+    assert "Summarised for print." in text
+    assert "By Day sums days into calendar months." in text
+    assert "The XLSX report holds every row in full detail." in text
+    assert "2026-03-01 to 2026-03-31" in text
+    assert "other members" in text
+    # rolled-up rows still add up to the exact total
+    total = Decimal(json_report.to_dict(report)["summary"]["total_cost_usd"])
+    assert total in amounts(text)
