@@ -51,7 +51,8 @@ def report(sqlite_engine: Engine) -> Report:
 def test_html_is_one_standalone_file(report: Report) -> None:
     html = html_report.render(report, Options()).decode()
     assert html.startswith("<!DOCTYPE html>")
-    assert "<style>" in html and "<link" not in html
+    assert "<style>" in html
+    assert "<link" not in html
     assert "<script" not in html.lower()  # neither ours nor the data's
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
     assert "Content-Security-Policy" in html
@@ -69,7 +70,8 @@ def test_html_shows_the_numbers_of_the_json(report: Report) -> None:
     assert 'title="Input 1,003,207 · Output 251,037"' in html  # input/output on hover
     # every amount in the tables has the same number of decimals
     amounts = re.findall(r"<td class=\"num\">\$([\d,]+)\.(\d+)</td>", html)
-    assert amounts and {len(frac) for _, frac in amounts} == {9}
+    assert amounts
+    assert {len(frac) for _, frac in amounts} == {9}
 
 
 def test_html_chart_draws_every_day_with_zero_days(report: Report) -> None:
@@ -112,7 +114,8 @@ def test_html_of_an_empty_period(sqlite_engine: Engine) -> None:
 def test_templates_can_be_overridden(report: Report, tmp_path: Path) -> None:
     (tmp_path / "report.css").write_text("body { color: rebeccapurple; }\n")
     html = render(report, "html", Options(tmp_path)).decode()
-    assert "rebeccapurple" in html and "--accent" not in html
+    assert "rebeccapurple" in html
+    assert "--accent" not in html
 
 
 # -- a real browser --------------------------------------------------------------------------

@@ -52,7 +52,8 @@ def test_pdf_text_shows_the_numbers_of_the_json(sqlite_engine: Engine) -> None:
         assert day["date"] in text
         for member in day["members"]:  # breakdowns are expanded on paper
             assert member["email"] in text
-    assert "$0.000000009" in text and "$4.750000010" in text
+    assert "$0.000000009" in text
+    assert "$4.750000010" in text
     assert f"{data['summary']['total_tokens']:,}" in text
     assert "(no project)" in text
     flat = re.sub(r"\s+", "", text)  # narrow cells wrap long names
