@@ -109,15 +109,15 @@ def xlsxwriter_render(report: Report, path: str) -> None:
 CHILD = """
 import json, pickle, sys, time
 from bench.common import peak_mb
+from bench.bench_xlsx import xlsxwriter_render
+from reporter.render import xlsx_report
 report = pickle.loads(open(sys.argv[1], "rb").read())
 base = peak_mb()
 start = time.perf_counter()
 if sys.argv[2] == "ours":
-    from reporter.render import xlsx_report
     data = xlsx_report.render(report)
     open(sys.argv[3], "wb").write(data)
 else:
-    from bench.bench_xlsx import xlsxwriter_render
     xlsxwriter_render(report, sys.argv[3])
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "peak_mb": peak_mb(), "base_mb": base}))

@@ -14,7 +14,8 @@ from openpyxl.workbook import Workbook
 
 from ..money import format_usd
 from ..report import Metrics, Report
-from .xlsx_sheet import Column, Sheet, clean_text
+from .xlsx_sheet import Column, Sheet, clean_text, is_risky, usd_format
+from .xlsx_table import TableSheet, splice
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def _summary_sheet(wb: Workbook, report: Report) -> None:
     ws.page_setup.orientation = "landscape"
     ws.sheet_properties.pageSetUpPr.fitToPage = True
     ws.page_setup.fitToHeight = 0
-    title = sheet.cell(bold=True)
+    title = sheet.cell(quote=is_risky(report.title))
     title.font = Font(bold=True, size=14)
     title.value = clean_text(report.title)
     title.data_type = "s"
@@ -127,7 +128,7 @@ def _summary_sheet(wb: Workbook, report: Report) -> None:
     chart.add_data(Reference(ws, min_col=5, min_row=3, max_row=3 + len(daily)),
                    titles_from_data=True)
     chart.set_categories(Reference(ws, min_col=4, min_row=4, max_row=3 + len(daily)))
-    chart.y_axis.numFmt = sheet.usd
+    chart.y_axis.numFmt = usd_format(2)
     chart.x_axis.number_format = "yyyy-mm-dd"
     chart.x_axis.delete = False
     chart.y_axis.delete = False
@@ -176,9 +177,10 @@ def render(report: Report, options: object = None) -> bytes:
     props.created = report.generated_at.astimezone(UTC).replace(tzinfo=None)
     props.keywords = "usage report"
     _summary_sheet(wb, report)
-    for title, columns, rows, totals in _views(report):
-        Sheet(wb, title, columns, report.cost_places).write(rows, totals)
-    out = BytesIO()
-    wb.save(out)
-    log.debug("xlsx: %d bytes for %s", out.tell(), report.title)
-    return out.getvalue()
+    tables = [TableSheet(wb, title, columns, report.cost_places, rows, totals)
+              for title, columns, rows, totals in _views(report)]
+    package = BytesIO()
+    wb.save(package)
+    data = splice(package.getvalue(), tables)
+    log.debug("xlsx: %d bytes for %s", len(data), report.title)
+    return data

@@ -1,4 +1,4 @@
-"""XLSX building blocks: safe text, styled column kinds and a streaming table writer."""
+"""XLSX building blocks: safe text, column kinds, reusable styled cells and sheet layout."""
 
 from __future__ import annotations
 
@@ -57,10 +57,10 @@ class Column:
 
 
 class Sheet:
-    """A write-only worksheet for one table: header, rows, a totals row, filters, frozen panes.
+    """A write-only worksheet with styled cells made once and reused for every row.
 
-    Cells of a styled kind are built once per column and given a new value per row,
-    so a large table costs one ``append`` per row and no style lookups.
+    ``putter`` gives, per column, a function that turns a value into what openpyxl's
+    ``append`` takes: plain values, or the column's own styled cell holding the value.
     """
 
     def __init__(self, workbook: Workbook, title: str, columns: Sequence[Column],
@@ -93,7 +93,7 @@ class Sheet:
                 "count": COUNT_FORMAT}.get(kind)
 
     def text(self, value: str) -> str | None:
-        """``value`` cleaned, or None when it must be written as quoted text (see ``put``)."""
+        """``value`` cleaned, or None when it must be written as quoted text."""
         if value in self._texts:
             return self._texts[value]
         cleaned = clean_text(value)
@@ -101,26 +101,23 @@ class Sheet:
         self._texts[value] = result
         return result
 
-    def putter(self, kind: str, total: bool = False) -> Callable[[Any], Any]:
-        """A function turning a row value of this column kind into what ``append`` takes."""
+    def putter(self, kind: str) -> Callable[[Any], Any]:
+        """A function turning a value of this column kind into what ``append`` takes."""
         if kind == "text":
-            quoted = self.cell(quote=True, bold=total)
-            plain = self.cell(bold=True) if total else None
+            quoted = self.cell(quote=True)
 
             def put_text(value: str | None) -> Any:
                 if value is None or value == "":
                     return None
                 safe = self.text(value)
-                if safe is None:
-                    quoted.value = clean_text(value)
-                    quoted.data_type = "s"  # never a formula or an error value
-                    return quoted
-                if plain is None:
+                if safe is not None:
                     return safe
-                plain.value = safe
-                return plain
+                # openpyxl makes "=..." a formula and "#N/A" an error: force text
+                quoted.value = clean_text(value)
+                quoted.data_type = "s"
+                return quoted
             return put_text
-        cell = self.cell(self._format(kind), total=total)
+        cell = self.cell(self._format(kind))
         if kind == "usd":
             def put_usd(nanos: int | None) -> Any:
                 if nanos is None:
@@ -158,9 +155,8 @@ class Sheet:
                 width = min(MAX_WIDTH, max(longest, len(column.header), 6) + 2)
             self.ws.column_dimensions[get_column_letter(index + 1)].width = width
 
-    def write(self, rows: Sequence[Sequence[Any]], totals: Sequence[Any] | None = None,
-              label: str = "Total") -> None:
-        """Header, the rows (values in column order) and, after a blank row, the totals."""
+    def layout(self, rows: Sequence[Sequence[Any]], totals: Sequence[Any] | None) -> None:
+        """Column widths, frozen header, filter over the data rows, print setup."""
         ws = self.ws
         self._widths(rows, totals)
         last = get_column_letter(len(self.columns))
@@ -170,22 +166,3 @@ class Sheet:
         ws.page_setup.orientation = "landscape"
         ws.sheet_properties.pageSetUpPr.fitToPage = True
         ws.page_setup.fitToHeight = 0
-
-        headers = []
-        for column in self.columns:
-            cell = self.cell(header=True)
-            cell.value = column.header
-            headers.append(cell)
-        ws.append(headers)
-        putters = [self.putter(c.kind) for c in self.columns]
-        append = ws.append
-        for values in rows:
-            append([put(v) for put, v in zip(putters, values, strict=True)])
-        if totals is not None:
-            ws.append([])
-            first = self.cell(total=True)
-            first.value = label
-            total_putters = [self.putter(c.kind, total=True) for c in self.columns[1:]]
-            ws.append([first, *(put(v) for put, v in
-                                zip(total_putters, totals[1:], strict=True))])
-
