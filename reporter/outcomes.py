@@ -55,7 +55,7 @@ def record_line(record: Record) -> str:
             f"{record.audience} {record.first}..{record.last} trigger={record.trigger} "
             f"attempts={record.attempts} deliveries={record.deliveries}{extra} to={who}")
     if record.error:
-        text += f"  error: {record.error}"
+        text += f"  {'error' if record.state == 'failed' else 'note'}: {record.error}"
     return text
 
 
