@@ -1,0 +1,185 @@
+"""Celery fan-out: the app, the ``execute_unit`` task, and the executor that waits on it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from celery import Celery
+
+from .config import BROKER_ENV, DEFAULT_BROKER
+from .units import Outcome, Unit
+
+log = logging.getLogger(__name__)
+
+CONFIG_ENV = "REPORTER_WORKER_CONFIG"
+DB_ENV = "REPORTER_WORKER_DB"
+TASK = "reporter.execute_unit"
+
+app = Celery("reporter")
+
+
+def configure(broker_url: str | None = None, *, visibility_timeout: int = 1_800) -> Celery:
+    """Point the app at a broker (``REPORTER_BROKER_URL`` wins over the config, as
+    ``REPORTER_DATABASE_URL`` does) with the Redis result backend on the same server.
+
+    A unit whose worker vanished is handed to another worker after ``visibility_timeout``
+    seconds: the run ledger's unit timeout, after which it would take the unit over anyway.
+    """
+    url = os.environ.get(BROKER_ENV) or broker_url or DEFAULT_BROKER
+    app.conf.update(
+        broker_url=url,
+        result_backend=url,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        result_expires=7 * 86_400,
+        broker_transport_options={
+            "visibility_timeout": visibility_timeout,
+            "unacked_restore_interval": max(1, visibility_timeout // 5),
+            "unacked_restore_throttle": 1,
+        },
+        result_backend_transport_options={"visibility_timeout": visibility_timeout},
+    )
+    return app
+
+
+# -- the wire format: units and outcomes as JSON ------------------------------------------
+
+def unit_to_dict(unit: Unit) -> dict[str, Any]:
+    return {"job": unit.job, "organization": unit.organization, "audience": unit.audience,
+            "period_name": unit.period_name, "first": unit.first.isoformat(),
+            "last": unit.last.isoformat(), "trigger": unit.trigger,
+            "scheduled_for": unit.scheduled_for.isoformat() if unit.scheduled_for else None}
+
+
+def unit_from_dict(data: dict[str, Any]) -> Unit:
+    scheduled = data.get("scheduled_for")
+    return Unit(data["job"], data["organization"], data["audience"], data["period_name"],
+                date.fromisoformat(data["first"]), date.fromisoformat(data["last"]),
+                data.get("trigger", "cli"),
+                datetime.fromisoformat(scheduled) if scheduled else None)
+
+
+def outcome_to_dict(outcome: Outcome) -> dict[str, Any]:
+    return {"unit": unit_to_dict(outcome.unit), "state": outcome.state,
+            "seconds": outcome.seconds, "error": outcome.error, "files": list(outcome.files),
+            "recipients": list(outcome.recipients), "note": outcome.note}
+
+
+def outcome_from_dict(data: dict[str, Any]) -> Outcome:
+    return Outcome(unit_from_dict(data["unit"]), data["state"], float(data["seconds"]),
+                   data.get("error"), tuple(data.get("files", ())),
+                   tuple(data.get("recipients", ())), note=data.get("note"))
+
+
+# -- the worker side ----------------------------------------------------------------------
+
+_state: dict[int, tuple[Any, Any]] = {}
+
+
+def _engine_and_config() -> tuple[Any, Any]:
+    """The engine and config of this worker process, opened once (per forked child)."""
+    pid = os.getpid()
+    if pid not in _state:
+        from . import config, db
+
+        path = os.environ.get(CONFIG_ENV, "jobs.yaml")
+        loaded = config.load(path)
+        url = db.resolve_url(os.environ.get(DB_ENV), loaded.database)
+        _state.clear()
+        _state[pid] = (db.open_engine(url, migrate=False), loaded)
+    return _state[pid]
+
+
+@app.task(  # type: ignore[untyped-decorator]
+    name=TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
+    autoretry_for=(OSError,), retry_backoff=True, retry_backoff_max=60, max_retries=5)
+def execute_unit(self: Any, unit: dict[str, Any], force: bool, dry_run: bool,
+                 now: str) -> dict[str, Any]:
+    """Run one unit through the ledger; the ledger makes a redelivered task harmless."""
+    from sqlalchemy.exc import OperationalError
+
+    from . import runner
+
+    engine, loaded = _engine_and_config()
+    try:
+        outcome = runner.execute(engine, loaded, unit_from_dict(unit),
+                                 now=datetime.fromisoformat(now), force=force, dry_run=dry_run)
+    except OperationalError as exc:  # the database is away: try again later
+        raise self.retry(exc=exc) from None
+    return outcome_to_dict(outcome)
+
+
+def run_worker(config_path: str, db_url: str | None, *, concurrency: int,
+               max_tasks_per_child: int, broker_url: str | None, visibility_timeout: int,
+               pool: str = "prefork", loglevel: str = "INFO") -> None:
+    """Start a Celery worker (blocks until it is told to stop)."""
+    os.environ[CONFIG_ENV] = str(config_path)
+    if db_url:
+        os.environ[DB_ENV] = db_url
+    configure(broker_url, visibility_timeout=visibility_timeout)
+    app.worker_main(["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}",
+                     f"--max-tasks-per-child={max_tasks_per_child}", f"--pool={pool}",
+                     f"--hostname=reporter-{os.getpid()}@%h", "--without-gossip",
+                     "--without-mingle", "--without-heartbeat"])
+
+
+# -- the producer side --------------------------------------------------------------------
+
+class CeleryExecutor:
+    """Sends each unit as a task and yields outcomes as results come back.
+
+    When nothing comes back for ``timeout_seconds`` plus the visibility timeout (no worker,
+    or a lost one whose units are not yet handed on), the units still owed end ``failed``;
+    a later run delivers them, once.
+    """
+
+    def __init__(self, broker_url: str | None, *, timeout_seconds: int = 1_800,
+                 stop: threading.Event | None = None, poll_seconds: float = 0.2) -> None:
+        self.broker_url = broker_url
+        self.timeout_seconds = timeout_seconds
+        self.stop = stop
+        self.poll_seconds = poll_seconds
+
+    def __call__(self, units: Sequence[Unit], force: bool, dry_run: bool,
+                 now: datetime) -> Iterator[Outcome]:
+        configure(self.broker_url, visibility_timeout=self.timeout_seconds)
+        pending: dict[str, Unit] = {}
+        for unit in units:
+            result = execute_unit.apply_async(args=[unit_to_dict(unit), force, dry_run,
+                                                    now.isoformat()])
+            pending[result.id] = unit
+        patience = 2 * self.timeout_seconds + 10
+        last_progress = time.monotonic()
+        while pending:
+            if self.stop is not None and self.stop.is_set():
+                log.info("stopping: %d units left to the Celery workers", len(pending))
+                return
+            for task_id, meta in app.backend.get_many(set(pending), interval=self.poll_seconds,
+                                                      max_iterations=1):
+                unit = pending.pop(task_id)
+                last_progress = time.monotonic()
+                app.backend.forget(task_id)
+                yield self._outcome(meta, unit)
+            if pending and time.monotonic() - last_progress > patience:
+                for unit in pending.values():
+                    yield Outcome(unit, "failed", error=f"no result from a Celery worker "
+                                                        f"within {patience} s")
+                return
+
+    @staticmethod
+    def _outcome(meta: dict[str, Any], unit: Unit) -> Outcome:
+        if meta.get("status") == "SUCCESS" and isinstance(meta.get("result"), dict):
+            return outcome_from_dict(meta["result"])
+        return Outcome(unit, "failed", error=f"task {meta.get('status')}: {meta.get('result')}")

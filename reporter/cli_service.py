@@ -1,0 +1,53 @@
+"""The long-running commands: ``reporter scheduler`` and ``reporter worker``."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from .cli import Context, common
+
+
+def _service_logging() -> None:
+    """A service reports what it does: INFO unless ``-v`` asked for more."""
+    logger = logging.getLogger("reporter")
+    if logging.getLogger().getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+
+
+@click.command("scheduler")
+@common
+def scheduler_command(ctx: Context) -> None:
+    """Run the jobs of the config on their schedules until SIGTERM or SIGINT.
+
+    Several instances may share one database: one schedules, the others stand by and
+    take over when it stops. SIGHUP reloads the config.
+    """
+    from .scheduler import Service
+
+    _service_logging()
+    service = Service(ctx.engine, ctx.config_path, ctx.database_url)
+    service.install_signals()
+    service.serve()
+
+
+@click.command("worker")
+@click.option("--concurrency", type=click.IntRange(min=1), default=None,
+              help="Worker processes (default: the config's executor.workers).")
+@click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default="prefork",
+              show_default=True, help="Celery pool implementation.")
+@common
+def worker_command(ctx: Context, concurrency: int | None, pool: str) -> None:
+    """Start a Celery worker that runs units sent by 'executor: {kind: celery}'."""
+    from . import celery_app
+
+    _service_logging()
+    loaded = ctx.config
+    ctx.engine.dispose()  # brings the schema up to date once, before the pool starts
+    celery_app.run_worker(
+        str(ctx.config_path.resolve()), ctx.database_url,
+        concurrency=concurrency or loaded.executor.workers,
+        max_tasks_per_child=loaded.executor.max_reports_per_worker,
+        broker_url=loaded.executor.broker_url,
+        visibility_timeout=loaded.scheduler.unit_timeout_seconds, pool=pool)

@@ -1,0 +1,132 @@
+"""Executors: run units one after another, on a local process pool, or as Celery tasks."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from .config import Config
+from .units import Outcome, Unit
+
+log = logging.getLogger(__name__)
+
+#: what ``runner.run_units`` accepts: (units, force, dry_run, now) -> outcomes as they end
+Executor = Callable[[Sequence[Unit], bool, bool, datetime], Iterable[Outcome]]
+
+
+def serial(engine: Engine, config: Config, stop: threading.Event | None = None) -> Executor:
+    """Every unit in this process, one after another."""
+    from . import runner
+
+    def run(units: Sequence[Unit], force: bool, dry_run: bool,
+            now: datetime) -> Iterator[Outcome]:
+        for unit in units:
+            if stop is not None and stop.is_set():
+                return
+            yield runner.execute(engine, config, unit, now=now, force=force, dry_run=dry_run)
+
+    return run
+
+
+# -- the local pool: state of one worker process ------------------------------------------
+
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(config_path: str, db_url: str) -> None:
+    """Open the engine and load the config once per worker process."""
+    from . import config, db
+
+    _worker["engine"] = db.open_engine(db_url, migrate=False)
+    _worker["config"] = config.load(config_path)
+
+
+def _execute(unit: Unit, force: bool, dry_run: bool, now: datetime) -> Outcome:
+    from . import runner
+
+    return runner.execute(_worker["engine"], _worker["config"], unit, now=now, force=force,
+                          dry_run=dry_run)
+
+
+class LocalPool:
+    """A process pool sized to the cores whose workers are replaced after
+    ``max_reports`` units each, so memory held by the renderers is given back.
+
+    Units are submitted a few at a time; once ``stop`` is set no new unit starts and the
+    ones in hand finish.
+    """
+
+    def __init__(self, config_path: Path | str, db_url: str, *, workers: int | None = None,
+                 max_reports: int = 50, stop: threading.Event | None = None,
+                 task: Callable[[Unit, bool, bool, datetime], Outcome] = _execute) -> None:
+        self.config_path = str(Path(config_path).resolve())
+        self.db_url = db_url
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.max_reports = max_reports
+        self.stop = stop
+        self.task = task
+        self._pool: ProcessPoolExecutor | None = None
+
+    def pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            context = multiprocessing.get_context("forkserver")
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=_init_worker,
+                initargs=(self.config_path, self.db_url), max_tasks_per_child=self.max_reports)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __call__(self, units: Sequence[Unit], force: bool, dry_run: bool,
+                 now: datetime) -> Iterator[Outcome]:
+        queue = list(reversed(units))
+        running: dict[Future[Outcome], Unit] = {}
+        while queue or running:
+            while queue and len(running) < self.workers * 2 and not self._stopping():
+                unit = queue.pop()
+                running[self.pool().submit(self.task, unit, force, dry_run, now)] = unit
+            if not running:
+                return
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                unit = running.pop(future)
+                yield self._outcome(future, unit)
+
+    def _stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+    def _outcome(self, future: Future[Outcome], unit: Unit) -> Outcome:
+        try:
+            return future.result()
+        except BrokenProcessPool as exc:
+            self._pool = None  # a worker died (killed, out of memory): start a fresh pool
+            return Outcome(unit, "failed", error=f"worker process died: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a bug in the worker; keep the batch going
+            log.exception("%s: worker raised", unit.key)
+            return Outcome(unit, "failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def from_config(config: Config, config_path: Path | str, db_url: str, *,
+                stop: threading.Event | None = None) -> Executor:
+    """The executor ``config.executor`` asks for, as a callable ``run_units`` accepts."""
+    settings = config.executor
+    if settings.kind == "celery":
+        from .celery_app import CeleryExecutor
+
+        return CeleryExecutor(settings.broker_url,
+                              timeout_seconds=config.scheduler.unit_timeout_seconds, stop=stop)
+    return LocalPool(config_path, db_url, workers=settings.workers,
+                     max_reports=settings.max_reports_per_worker, stop=stop)
