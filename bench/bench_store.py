@@ -9,7 +9,7 @@ import argparse
 import csv
 import sqlite3
 import tempfile
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 

@@ -10,7 +10,7 @@ from . import money
 from .periods import Period
 
 
-@dataclass
+@dataclass(slots=True)
 class Metrics:
     """Sums over a set of requests. Money is in nano-dollars (exact)."""
 
@@ -47,7 +47,7 @@ class Metrics:
         self.cache_write_tokens += cwrite
 
 
-@dataclass
+@dataclass(slots=True)
 class MemberUsage(Metrics):
     """One member's share of a row (a day, a model on a day)."""
 
@@ -55,14 +55,14 @@ class MemberUsage(Metrics):
     name: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class DayRow(Metrics):
     date: date = date.min
     users: int = 0
     members: list[MemberUsage] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class ModelDayRow(Metrics):
     date: date = date.min
     model: str = ""
@@ -70,13 +70,13 @@ class ModelDayRow(Metrics):
     members: list[MemberUsage] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class ProjectRow(Metrics):
     project: str | None = None
     users: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class MemberRow(Metrics):
     email: str = ""
     name: str | None = None
@@ -84,7 +84,7 @@ class MemberRow(Metrics):
     top_model: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class ModelRow(Metrics):
     """A model's total over the period (for "top models")."""
 
@@ -92,7 +92,7 @@ class ModelRow(Metrics):
     users: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class Summary(Metrics):
     active_users: int = 0
 
@@ -102,7 +102,7 @@ class Summary(Metrics):
         return money.divide_round(self.cost_nanos, self.requests)
 
 
-@dataclass
+@dataclass(slots=True)
 class DailyPoint:
     """One day of the zero-filled daily series behind the charts."""
 
@@ -119,7 +119,7 @@ class OrgRef:
     timezone: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Report:
     organization: OrgRef
     period: Period
