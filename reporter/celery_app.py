@@ -105,17 +105,19 @@ def _engine_and_config() -> tuple[Any, Any]:
 @app.task(  # type: ignore[untyped-decorator]
     name=TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
     autoretry_for=(OSError,), retry_backoff=True, retry_backoff_max=60, max_retries=5)
-def execute_unit(self: Any, unit: dict[str, Any], force: bool, dry_run: bool,
-                 now: str) -> dict[str, Any]:
+def execute_unit(self: Any, unit: dict[str, Any], force: bool, dry_run: bool, now: str,
+                 sent: float) -> dict[str, Any]:
     """Run one unit through the ledger; the ledger makes a redelivered task harmless."""
     from sqlalchemy.exc import OperationalError
 
     from . import runner
+    from .executors import advanced
 
     engine, loaded = _engine_and_config()
     try:
         outcome = runner.execute(engine, loaded, unit_from_dict(unit),
-                                 now=datetime.fromisoformat(now), force=force, dry_run=dry_run)
+                                 now=advanced(datetime.fromisoformat(now), sent), force=force,
+                                 dry_run=dry_run)
     except OperationalError as exc:  # the database is away: try again later
         raise self.retry(exc=exc) from None
     return outcome_to_dict(outcome)
@@ -158,7 +160,7 @@ class CeleryExecutor:
         pending: dict[str, Unit] = {}
         for unit in units:
             result = execute_unit.apply_async(args=[unit_to_dict(unit), force, dry_run,
-                                                    now.isoformat()])
+                                                    now.isoformat(), time.time()])
             pending[result.id] = unit
         patience = 2 * self.timeout_seconds + 10
         last_progress = time.monotonic()

@@ -6,10 +6,11 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +52,17 @@ def _init_worker(config_path: str, db_url: str) -> None:
     _worker["config"] = config.load(config_path)
 
 
-def _execute(unit: Unit, force: bool, dry_run: bool, now: datetime) -> Outcome:
+def advanced(now: datetime, sent: float) -> datetime:
+    """The batch's ``now`` moved on by the time since the unit was sent, so the ledger's
+    claim times advance through a batch as they do when units run in-process."""
+    return now + timedelta(seconds=max(0.0, time.time() - sent))
+
+
+def _execute(unit: Unit, force: bool, dry_run: bool, now: datetime, sent: float) -> Outcome:
     from . import runner
 
-    return runner.execute(_worker["engine"], _worker["config"], unit, now=now, force=force,
-                          dry_run=dry_run)
+    return runner.execute(_worker["engine"], _worker["config"], unit, now=advanced(now, sent),
+                          force=force, dry_run=dry_run)
 
 
 class LocalPool:
@@ -68,7 +75,7 @@ class LocalPool:
 
     def __init__(self, config_path: Path | str, db_url: str, *, workers: int | None = None,
                  max_reports: int = 50, stop: threading.Event | None = None,
-                 task: Callable[[Unit, bool, bool, datetime], Outcome] = _execute) -> None:
+                 task: Callable[[Unit, bool, bool, datetime, float], Outcome] = _execute) -> None:
         self.config_path = str(Path(config_path).resolve())
         self.db_url = db_url
         self.workers = max(1, workers or os.cpu_count() or 1)
@@ -95,9 +102,10 @@ class LocalPool:
         queue = list(reversed(units))
         running: dict[Future[Outcome], Unit] = {}
         while queue or running:
-            while queue and len(running) < self.workers * 2 and not self._stopping():
+            while queue and len(running) < self.workers and not self._stopping():
                 unit = queue.pop()
-                running[self.pool().submit(self.task, unit, force, dry_run, now)] = unit
+                running[self.pool().submit(self.task, unit, force, dry_run, now,
+                                          time.time())] = unit
             if not running:
                 return
             done, _ = wait(running, return_when=FIRST_COMPLETED)

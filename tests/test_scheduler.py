@@ -1,0 +1,179 @@
+"""The scheduler's clock-free core: triggers, what is due, catch-up, DST, the lease."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from reporter import executors, ledger, store, triggers
+from reporter.config import Config, load
+from reporter.leader import Lease
+from reporter.scheduler import Service, next_runs
+
+JOBS = """\
+output: out
+scheduler: {misfire_grace_seconds: 7200}
+jobs:
+  weekly:
+    schedule: "0 23 * * sun"
+    timezone: UTC
+    period: previous-week
+    formats: [json]
+  nightly:
+    schedule: "30 2 * * *"
+    period: past-week
+    formats: [json]
+  off:
+    schedule: "0 1 * * *"
+    period: past-week
+    formats: [json]
+    enabled: false
+"""
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def cfg_path(tmp_path: Path) -> Path:
+    path = tmp_path / "jobs.yaml"
+    path.write_text(JOBS)
+    return path
+
+
+def service(engine: Engine, path: Path, clock: Clock) -> Service:
+    def serial(config: Config, halt: threading.Event) -> executors.Executor:
+        return executors.serial(engine, config, halt)
+
+    return Service(engine, path, str(engine.url), clock=clock, executor_factory=serial)
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def test_one_trigger_per_job_or_per_organization_timezone(cfg_path: Path) -> None:
+    zones = {"acme": "America/New_York", "globex": "Europe/Berlin", "umbrella": "Europe/Berlin"}
+    specs = triggers.specs_for(load(cfg_path), zones)
+    assert sorted(specs) == ["nightly@America/New_York", "nightly@Europe/Berlin", "weekly"]
+    assert specs["nightly@Europe/Berlin"].orgs == ("globex", "umbrella")
+    assert specs["weekly"].orgs is None
+
+
+def test_due_runs_coalesces_missed_fires_within_grace() -> None:
+    spec = triggers.Spec("daily", "daily", "0 7 * * *", "UTC")
+    specs = {"daily": spec}
+    last = triggers.FireState(utc(2026, 11, 20, 7))
+    # down for three days: one run, for the latest fire, if it is within the grace period
+    assert triggers.due_runs(specs, {"daily": last}, utc(2026, 11, 23, 8), 7200) == [
+        triggers.Due("daily", utc(2026, 11, 23, 7), "run")]
+    assert triggers.due_runs(specs, {"daily": last}, utc(2026, 11, 23, 10), 7200) == [
+        triggers.Due("daily", utc(2026, 11, 23, 7), "missed")]
+    done = triggers.FireState(utc(2026, 11, 23, 7))
+    assert triggers.due_runs(specs, {"daily": done}, utc(2026, 11, 23, 8), 7200) == []
+    assert triggers.due_runs(specs, {}, utc(2026, 11, 23, 8), 7200) == []
+    # a batch left unfinished is resumed, after its retry time
+    left = triggers.FireState(utc(2026, 11, 23, 7), finished=False,
+                              retry_at=utc(2026, 11, 23, 7, 10))
+    assert triggers.due_runs(specs, {"daily": left}, utc(2026, 11, 23, 7, 5), 7200) == []
+    assert triggers.due_runs(specs, {"daily": left}, utc(2026, 11, 23, 7, 10), 7200) == [
+        triggers.Due("daily", utc(2026, 11, 23, 7), "resume")]
+
+
+def test_dst_fire_times_in_berlin() -> None:
+    cron = triggers.Spec("n", "n", "30 2 * * *", "Europe/Berlin").cron()
+    autumn = list(triggers.fire_times(cron, utc(2026, 10, 24, 12), utc(2026, 10, 26, 12)))
+    # 02:30 happens twice when the clocks fall back, and APScheduler fires at both
+    assert autumn == [utc(2026, 10, 25, 0, 30), utc(2026, 10, 25, 1, 30),
+                      utc(2026, 10, 26, 1, 30)]
+    spring = list(triggers.fire_times(cron, utc(2026, 3, 28, 12), utc(2026, 3, 30, 12)))
+    # 02:30 does not exist on 29 March; the job still runs that day (03:30 CEST)
+    assert spring == [utc(2026, 3, 29, 1, 30), utc(2026, 3, 30, 0, 30)]
+
+
+def test_fall_back_fires_twice_and_delivers_once(sqlite_engine: Engine,
+                                                 cfg_path: Path) -> None:
+    store.set_org(sqlite_engine, "globex", timezone="Europe/Berlin")
+    clock = Clock(utc(2026, 10, 24, 12))
+    svc = service(sqlite_engine, cfg_path, clock)
+    svc.refresh(clock.now)
+    outcomes = []
+    for moment in (utc(2026, 10, 25, 0, 30, 1), utc(2026, 10, 25, 1, 30, 1)):
+        clock.now = moment
+        batches = svc.tick(moment, only="nightly@Europe/Berlin")
+        outcomes += [o for b in batches for o in b.outcomes]
+    assert [o.state for o in outcomes] == ["delivered", "already"]
+    assert outcomes[0].unit == outcomes[1].unit.__class__(
+        **{**outcomes[1].unit.__dict__, "scheduled_for": utc(2026, 10, 25, 0, 30)})
+    record = ledger.get(sqlite_engine, outcomes[0].unit)
+    assert record is not None
+    assert (str(record.first), str(record.last), record.deliveries) == (
+        "2026-10-19", "2026-10-25", 1)
+
+
+def test_catch_up_reports_the_period_it_was_scheduled_for(sqlite_engine: Engine,
+                                                          cfg_path: Path) -> None:
+    store.set_org(sqlite_engine, "acme")
+    clock = Clock(utc(2026, 11, 22, 12))
+    svc = service(sqlite_engine, cfg_path, clock)
+    svc.refresh(clock.now)
+    # down over Sunday 23:00; back on Monday 00:30, within the grace period
+    clock.now = utc(2026, 11, 23, 0, 30)
+    [batch] = svc.tick(clock.now, only="weekly")
+    [outcome] = batch.outcomes
+    assert batch.scheduled_for == utc(2026, 11, 22, 23)
+    # the week before Sunday's run, not the one that ended when the service came back
+    assert (str(outcome.unit.first), str(outcome.unit.last)) == ("2026-11-09", "2026-11-15")
+    assert outcome.unit.trigger == "schedule"
+    assert outcome.state == "delivered"
+    assert svc.tick(clock.now, only="weekly") == []
+
+
+def test_reconcile_new_changed_and_removed_jobs(sqlite_engine: Engine, cfg_path: Path) -> None:
+    store.set_org(sqlite_engine, "acme")
+    clock = Clock(utc(2026, 11, 22, 12))
+    svc = service(sqlite_engine, cfg_path, clock)
+    svc.refresh(clock.now)
+    assert set(triggers.load_states(sqlite_engine)) == {"weekly", "nightly@UTC"}
+    cfg_path.write_text(JOBS.replace('"0 23 * * sun"', '"0 6 * * mon"')
+                        .replace("  nightly:", "  x:"))
+    clock.now = utc(2026, 11, 23, 7)
+    svc.reload()
+    states = triggers.load_states(sqlite_engine)
+    assert set(states) == {"weekly", "x@UTC"}
+    # a changed trigger counts from the change: Monday 06:00 came before it, nothing owed
+    assert states["weekly"].last_fire == clock.now
+    assert svc.due(clock.now) == []
+
+
+def test_jobs_next_run_times(sqlite_engine: Engine, cfg_path: Path) -> None:
+    store.set_org(sqlite_engine, "acme", timezone="Asia/Kolkata")
+    runs = next_runs(load(cfg_path), sqlite_engine, utc(2026, 11, 25, 12), count=2)
+    assert runs == {"weekly": [utc(2026, 11, 29, 23), utc(2026, 12, 6, 23)],
+                    "nightly@Asia/Kolkata": [utc(2026, 11, 25, 21), utc(2026, 11, 26, 21)]}
+
+
+def test_lease_is_held_by_one_and_taken_over_after_expiry(sqlite_engine: Engine) -> None:
+    clock = Clock(utc(2026, 11, 25, 12))
+    first = Lease(sqlite_engine, seconds=30, holder="a", clock=clock)
+    second = Lease(sqlite_engine, seconds=30, holder="b", clock=clock)
+    assert first.acquire()
+    assert not second.acquire()
+    clock.now += timedelta(seconds=20)
+    assert first.acquire()  # renewed until 12:00:50
+    clock.now += timedelta(seconds=29)
+    assert not second.acquire()
+    clock.now += timedelta(seconds=2)
+    assert second.acquire()
+    assert not first.acquire()
+    second.release()
+    assert first.acquire()
