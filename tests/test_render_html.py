@@ -115,7 +115,7 @@ def test_templates_can_be_overridden(report: Report, tmp_path: Path) -> None:
     (tmp_path / "report.css").write_text("body { color: rebeccapurple; }\n")
     html = render(report, "html", Options(tmp_path)).decode()
     assert "rebeccapurple" in html
-    assert "--accent" not in html
+    assert "border-collapse" not in html
 
 
 # -- a real browser --------------------------------------------------------------------------

@@ -10,9 +10,11 @@ from .. import money
 from ..periods import Period
 from ..report import DayRow, MemberRow, MemberUsage, Metrics, ModelDayRow, ProjectRow, Report
 
-#: bucket name -> the phrase a note uses for it
-BUCKETS = {"day": "days", "week": "weeks (Monday to Sunday)", "month": "calendar months",
-           "quarter": "calendar quarters", "year": "calendar years"}
+#: bucket -> (its nominal length in days, the phrase a note uses for it); "period" is the
+#: whole period as one row
+BUCKETS = {"day": (1, "days"), "week": (7, "weeks (Monday to Sunday)"),
+           "month": (28, "calendar months"), "quarter": (90, "calendar quarters"),
+           "year": (365, "calendar years"), "period": (0, "the whole period")}
 
 
 @dataclass
@@ -42,15 +44,12 @@ class Line(Metrics):
 
 @dataclass(frozen=True)
 class Limits:
-    """The most rows a rolled-up view shows; ``None`` fields mean "no limit"."""
+    """How many rows a rolled-up view shows at most (each table row costs WeasyPrint ~5 ms)."""
 
-    day_lines: int = 31          # By Day rows before days roll up into weeks, months...
-    model_lines: int = 80        # By Model & Day rows, likewise
-    day_members: int = 100       # nested member rows under By Day, in all
-    model_members: int = 100     # nested member rows under By Model & Day, in all
-    min_members: int = 3         # each row lists at least this many members (else roll up)
+    table_rows: int = 80    # By Day, and By Model & Day: rows with their nested member rows
+    min_members: int = 3    # a row lists at least this many members, or days roll up further
     projects: int = 20
-    members: int = 40
+    members: int = 30
 
 
 @dataclass
@@ -70,7 +69,7 @@ class View:
     cost_places: int
 
 
-def _bucket_start(day: date, bucket: str) -> date:
+def _start(day: date, bucket: str, period: Period) -> date:
     if bucket == "week":
         return day - timedelta(days=day.weekday())
     if bucket == "month":
@@ -79,33 +78,27 @@ def _bucket_start(day: date, bucket: str) -> date:
         return day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
     if bucket == "year":
         return day.replace(month=1, day=1)
+    if bucket == "period":
+        return period.first
     return day
 
 
-def _split(members: list[MemberUsage], keep: int | None) -> tuple[list[MemberUsage], Others | None]:
-    if keep is None or len(members) <= keep + 1:  # "1 other member" takes a row as well
-        return members, None
-    rest = Others(count=len(members) - keep)
-    for member in members[keep:]:
-        rest.add(member)
-    return members[:keep], rest
-
-
-def _bucket_end(start: date, bucket: str) -> date:
+def _end(start: date, bucket: str, period: Period) -> date:
     if bucket == "day":
         return start
     if bucket == "week":
         return start + timedelta(days=6)
-    months = {"month": 1, "quarter": 3, "year": 12}[bucket]
-    month = start.month - 1 + months
+    if bucket == "period":
+        return period.last
+    month = start.month - 1 + {"month": 1, "quarter": 3, "year": 12}[bucket]
     return date(start.year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
 
 
 def _merge(rows: Sequence[DayRow | ModelDayRow], bucket: str, model: str | None,
            period: Period) -> tuple[Line, list[MemberUsage]]:
-    start = _bucket_start(rows[0].date, bucket)
+    start = _start(rows[0].date, bucket, period)
     line = Line(first=max(start, period.first),
-                last=min(_bucket_end(start, bucket), period.last), model=model)
+                last=min(_end(start, bucket, period), period.last), model=model)
     people: dict[str, MemberUsage] = {}
     for row in rows:
         line.add(row)
@@ -125,16 +118,41 @@ def _lines(rows: Sequence[DayRow | ModelDayRow], bucket: str,
     groups: dict[tuple[date, str | None], list[DayRow | ModelDayRow]] = {}
     for row in rows:
         model = row.model if isinstance(row, ModelDayRow) else None
-        groups.setdefault((_bucket_start(row.date, bucket), model), []).append(row)
+        groups.setdefault((_start(row.date, bucket, period), model), []).append(row)
     out = [_merge(group, bucket, model, period) for (_, model), group in groups.items()]
     out.sort(key=lambda item: (item[0].first, -item[0].cost_nanos, item[0].model or ""))
     return out
 
 
-def _keep(lines: int, budget: int | None, limits: Limits | None) -> int | None:
-    if budget is None or limits is None or lines == 0:
-        return None
-    return max(limits.min_members, budget // lines - 1)
+def _shown(people: int, keep: int | None) -> int:
+    """Nested rows for ``people`` members when a row lists ``keep`` (plus one "others" row)."""
+    return people if keep is None or people <= keep + 1 else keep + 1
+
+
+def _split(members: list[MemberUsage], keep: int | None) -> tuple[list[MemberUsage], Others | None]:
+    if _shown(len(members), keep) == len(members):
+        return members, None
+    assert keep is not None
+    rest = Others(count=len(members) - keep)
+    for member in members[keep:]:
+        rest.add(member)
+    return members[:keep], rest
+
+
+def _fit(rows: Sequence[DayRow | ModelDayRow], period: Period, limits: Limits | None,
+         ) -> tuple[str, int | None, list[tuple[Line, list[MemberUsage]]]]:
+    """The finest bucket, and the most members a row lists, that fit the row budget."""
+    candidates = [b for b, (days, _) in BUCKETS.items() if 0 < days < period.days or b == "day"]
+    for bucket in [*candidates, "period"]:
+        lines = _lines(rows, bucket, period)
+        if limits is None:
+            return bucket, None, lines
+        sizes = [len(members) for _, members in lines]
+        longest = max(sizes, default=0)
+        for keep in range(max(longest, limits.min_members), limits.min_members - 1, -1):
+            if len(lines) + sum(_shown(size, keep) for size in sizes) <= limits.table_rows:
+                return bucket, keep, lines
+    return "period", limits.min_members if limits else None, lines
 
 
 def _top(rows: list[ProjectRow] | list[MemberRow], keep: int | None) -> Others | None:
@@ -147,43 +165,15 @@ def _top(rows: list[ProjectRow] | list[MemberRow], keep: int | None) -> Others |
     return rest
 
 
-def _bucket(rows: Sequence[DayRow | ModelDayRow], most: int | None, budget: int | None,
-            min_members: int) -> str:
-    """The finest bucket that keeps the table within ``most`` rows, each able to list
-    ``min_members`` of its members within the nested-row ``budget``."""
-    if most is None or budget is None:
-        return "day"
-    for bucket in BUCKETS:
-        lines = len({(_bucket_start(r.date, bucket), getattr(r, "model", None)) for r in rows})
-        if lines <= most and (lines == 0 or budget // lines - 1 >= min_members):
-            return bucket
-    return bucket
-
-
 def build(report: Report, limits: Limits | None = None) -> View:
     """The report's tables; with ``limits``, rolled up (and said so in ``notes``)."""
     notes: list[str] = []
-    least = limits.min_members if limits else 0
-    day_bucket = _bucket(report.by_day, limits.day_lines if limits else None,
-                         limits.day_members if limits else None, least)
-    model_bucket = _bucket(report.by_model_day, limits.model_lines if limits else None,
-                           limits.model_members if limits else None, least)
-    if day_bucket != "day":
-        notes.append(f"By Day sums days into {BUCKETS[day_bucket]}.")
-    if model_bucket != "day":
-        notes.append(f"By Model & Day sums days into {BUCKETS[model_bucket]}.")
-    if notes:
-        notes.append("The chart shows every day.")
-
-    day_lines = _lines(report.by_day, day_bucket, report.period)
-    model_lines = _lines(report.by_model_day, model_bucket, report.period)
-    keep_day = _keep(len(day_lines), limits.day_members if limits else None, limits)
-    keep_model = _keep(len(model_lines), limits.model_members if limits else None, limits)
-
-    by_day: list[Line] = []
-    by_model_day: list[Line] = []
-    for lines, keep, out, what in ((day_lines, keep_day, by_day, "By Day"),
-                                   (model_lines, keep_model, by_model_day, "By Model & Day")):
+    tables = []
+    for rows, what in ((report.by_day, "By Day"), (report.by_model_day, "By Model & Day")):
+        bucket, keep, lines = _fit(rows, report.period, limits)
+        if bucket != "day":
+            notes.append(f"{what} sums days into {BUCKETS[bucket][1]}.")
+        out: list[Line] = []
         cut = False
         for line, members in lines:
             line.members, line.others = _split(members, keep)
@@ -191,6 +181,9 @@ def build(report: Report, limits: Limits | None = None) -> View:
             out.append(line)
         if cut:
             notes.append(f"{what} lists the top {keep} members of each row and sums the rest.")
+        tables.append((bucket, out))
+    if any(bucket != "day" for bucket, _ in tables):
+        notes.append("The chart shows every day.")
 
     by_project = list(report.by_project)
     projects_others = _top(by_project, limits.projects if limits else None)
@@ -201,11 +194,11 @@ def build(report: Report, limits: Limits | None = None) -> View:
     if notes:
         notes.append("The XLSX report holds every row in full detail.")
 
+    (day_bucket, by_day), (model_bucket, by_model_day) = tables
     amounts = [report.summary.cost_nanos, report.summary.avg_cost_nanos]
-    amounts += [m.cost_nanos for line, _ in day_lines + model_lines for m in line.members]
-    amounts += [line.cost_nanos for line, _ in day_lines + model_lines]
+    amounts += [row.cost_nanos for row in report.by_day]
+    amounts += [m.cost_nanos for row in report.by_model_day for m in row.members]
     amounts += [row.cost_nanos for row in report.by_project + report.by_member]
-    amounts += [p.cost_nanos for p in report.daily]
     places = max(report.cost_places, money.places_needed(amounts))
-    return View(report, day_bucket, model_bucket, by_day, by_model_day, by_project, projects_others,
-                by_member, members_others, notes, places)
+    return View(report, day_bucket, model_bucket, by_day, by_model_day, by_project,
+                projects_others, by_member, members_others, notes, places)
