@@ -28,10 +28,12 @@ def configure(broker_url: str | None = None, *, visibility_timeout: int = 1_800)
     """Point the app at a broker (``REPORTER_BROKER_URL`` wins over the config, as
     ``REPORTER_DATABASE_URL`` does) with the Redis result backend on the same server.
 
-    A unit whose worker vanished is handed to another worker after ``visibility_timeout``
-    seconds: the run ledger's unit timeout, after which it would take the unit over anyway.
+    A unit whose worker vanished is handed to another worker a little after
+    ``visibility_timeout`` seconds: the run ledger's unit timeout, after which the ledger
+    lets another attempt take the unit over.
     """
     url = os.environ.get(BROKER_ENV) or broker_url or DEFAULT_BROKER
+    visibility_timeout += max(2, visibility_timeout // 10)
     app.conf.update(
         broker_url=url,
         result_backend=url,

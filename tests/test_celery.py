@@ -1,0 +1,108 @@
+"""Celery fan-out: real Redis, two real ``reporter worker`` processes, one killed mid-batch."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import redis
+
+from reporter import db, executors, ledger, runner, store
+from reporter.celery_app import outcome_from_dict, outcome_to_dict
+from reporter.config import load
+from reporter.units import Outcome
+from tests.test_scheduler_failover import wait_for
+
+BROKER = os.environ.get("REPORTER_TEST_BROKER", "redis://127.0.0.1:6379/11")
+ORGS = 50
+JOBS = f"""\
+output: out
+executor: {{kind: celery, broker_url: "{BROKER}", max_reports_per_worker: 20}}
+scheduler: {{unit_timeout_seconds: 5}}
+jobs:
+  weekly:
+    schedule: "0 7 * * mon"
+    timezone: UTC
+    period: previous-week
+    formats: [json]
+"""
+
+
+@pytest.fixture
+def workers(tmp_path: Path, db_url: str) -> Iterator[list[subprocess.Popen[bytes]]]:
+    redis.Redis.from_url(BROKER).flushdb()
+    command = str(Path(sys.executable).parent / "reporter")
+    env = {**os.environ, "REPORTER_BROKER_URL": BROKER}
+    started = []
+    for name in ("one", "two"):
+        with (tmp_path / f"worker-{name}.log").open("wb") as log:
+            started.append(subprocess.Popen(
+                [command, "worker", "--config", "jobs.yaml", "--db", db_url,
+                 "--concurrency", "1", "-v"], cwd=tmp_path, env=env, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True))
+    yield started
+    for proc in started:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+def test_wire_format_round_trips() -> None:
+    unit = runner.Unit("weekly", "acme", "member:a@acme.com", "previous-week",
+                       datetime(2026, 11, 16).date(), datetime(2026, 11, 22).date(),
+                       "schedule", datetime(2026, 11, 23, 7, tzinfo=UTC))
+    outcome = Outcome(unit, "delivered", 1.5, None, ("a.json",), ("a@acme.com",), note="x")
+    assert outcome_from_dict(outcome_to_dict(outcome)) == outcome
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_two_workers_one_killed_mid_batch_deliver_each_once(
+        tmp_path: Path, db_url: str, workers: list[subprocess.Popen[bytes]]) -> None:
+    (tmp_path / "jobs.yaml").write_text(JOBS)
+    config = load(tmp_path / "jobs.yaml")
+    engine = db.open_engine(db_url)
+    for number in range(ORGS):
+        store.set_org(engine, f"org{number:02d}")
+    for name in ("one", "two"):
+        wait_for(f"worker {name}", lambda n=name: b" ready." in  # type: ignore[misc]
+                 (tmp_path / f"worker-{n}.log").read_bytes(), 60)
+    now = datetime.now(UTC)
+    units = runner.plan(engine, config, "weekly", as_of=now, trigger="schedule")
+    outcomes: list[Outcome] = []
+    batch = threading.Thread(target=lambda: outcomes.extend(runner.run_units(
+        engine, config, units, now=now,
+        executor=executors.from_config(config, tmp_path / "jobs.yaml", db_url))))
+    batch.start()
+
+    def delivered() -> list[ledger.Record]:
+        return [r for r in ledger.history(engine, limit=1000) if r.state == "delivered"]
+
+    wait_for("the first deliveries", lambda: len(delivered()) >= 5, 60)
+    os.killpg(workers[0].pid, signal.SIGKILL)  # the worker and its pool, mid-batch
+    workers[0].wait()
+    assert len(delivered()) < ORGS, "the batch ended before the worker was killed"
+    batch.join(timeout=120)
+    assert not batch.is_alive()
+
+    assert len(outcomes) == ORGS
+    assert {o.state for o in outcomes} <= {"delivered", "already"}
+    records = delivered()
+    assert sorted(r.organization for r in records) == [f"org{n:02d}" for n in range(ORGS)]
+    assert {r.deliveries for r in records} == {1}
+    reports = [p for p in (tmp_path / "out" / "weekly").glob("*/*/*.json")
+               if p.name != "manifest.json"]
+    assert len(reports) == ORGS
+    engine.dispose()
+    time.sleep(0)
