@@ -86,7 +86,9 @@ class LocalPool:
 
     def pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
+            # new workers fork from a server that has the pipeline imported already
             context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["reporter.runner", "reporter.executors"])
             self._pool = ProcessPoolExecutor(
                 self.workers, mp_context=context, initializer=_init_worker,
                 initargs=(self.config_path, self.db_url), max_tasks_per_child=self.max_reports)
