@@ -108,7 +108,7 @@ def test_sheets_layout_and_properties(sqlite_engine: Engine, tmp_path: Path) -> 
 def test_cell_types_and_formats(sqlite_engine: Engine, tmp_path: Path) -> None:
     report = _report(sqlite_engine)
     assert report.cost_places == 9
-    _, wb = _open(report, tmp_path)
+    path, wb = _open(report, tmp_path)
     usd = '"$"#,##0.000000000'
     ws = wb["By Day"]
     first = [c for c in next(ws.iter_rows(min_row=2, max_row=2))]
@@ -118,6 +118,9 @@ def test_cell_types_and_formats(sqlite_engine: Engine, tmp_path: Path) -> None:
     assert first[1].data_type == "n"
     assert first[1].number_format == usd
     assert _money(first[1].value) == Decimal("1.623456790")
+    # the file itself holds the exact decimal, not a rounded double
+    with zipfile.ZipFile(path) as archive:
+        assert "<v>1.62345679</v>" in archive.read("xl/worksheets/sheet2.xml").decode()
     for cell in first[2:]:
         assert type(cell.value) is int
         assert cell.number_format == "#,##0"
@@ -161,11 +164,13 @@ def test_sheets_add_up_to_the_json_summary(sqlite_engine: Engine, tmp_path: Path
 def test_hostile_text_is_text_never_a_formula(sqlite_engine: Engine, tmp_path: Path) -> None:
     report = _report(sqlite_engine)
     report.by_member[0].name = "\ttab\x01bell\ud800"
+    report.by_member[1].name = "  spaced & <odd>  "
     path, wb = _open(report, tmp_path)
     texts = {c.value: c for ws in wb for r in ws.iter_rows() for c in r
              if isinstance(c.value, str)}
     for hostile in (PROJECT, "+1-2@acme.com", "@SUM(A1)", "-2+3", "#N/A", "=1+1", ORG_NAME,
-                    "🚀 launch <script>alert(1)</script>", "Alice 🚀", "\ttab\ufffdbell\ufffd"):
+                    "🚀 launch <script>alert(1)</script>", "Alice 🚀", "\ttab\ufffdbell\ufffd",
+                    "  spaced & <odd>  "):
         assert hostile in texts, hostile
         assert texts[hostile].data_type == "s", hostile
         if is_risky(hostile):
