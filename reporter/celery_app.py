@@ -159,27 +159,35 @@ class CeleryExecutor:
     def __call__(self, units: Sequence[Unit], force: bool, dry_run: bool,
                  now: datetime) -> Iterator[Outcome]:
         configure(self.broker_url, visibility_timeout=self.timeout_seconds)
-        pending: dict[str, Unit] = {}
+        order: list[tuple[str, Unit]] = []
         for unit in units:
             result = execute_unit.apply_async(args=[unit_to_dict(unit), force, dry_run,
                                                     now.isoformat(), time.time()])
-            pending[result.id] = unit
+            order.append((result.id, unit))
+        by_id = dict(order)
+        pending = set(by_id)
+        ready: dict[str, Outcome] = {}
         patience = 2 * self.timeout_seconds + 10
         last_progress = time.monotonic()
-        while pending:
+        position = 0
+        while position < len(order):
             if self.stop is not None and self.stop.is_set():
                 log.info("stopping: %d units left to the Celery workers", len(pending))
                 return
             for task_id, meta in app.backend.get_many(set(pending), interval=self.poll_seconds,
                                                       max_iterations=1):
-                unit = pending.pop(task_id)
+                pending.discard(task_id)
                 last_progress = time.monotonic()
                 app.backend.forget(task_id)
-                yield self._outcome(meta, unit)
+                ready[task_id] = self._outcome(meta, by_id[task_id])
+            while position < len(order) and order[position][0] in ready:
+                yield ready.pop(order[position][0])
+                position += 1
             if pending and time.monotonic() - last_progress > patience:
-                for unit in pending.values():
-                    yield Outcome(unit, "failed", error=f"no result from a Celery worker "
-                                                        f"within {patience} s")
+                lost = f"no result from a Celery worker within {patience} s"
+                for task_id, unit in order[position:]:
+                    yield ready.pop(task_id) if task_id in ready else Outcome(
+                        unit, "failed", error=lost)
                 return
 
     @staticmethod

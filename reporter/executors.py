@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -101,18 +102,22 @@ class LocalPool:
 
     def __call__(self, units: Sequence[Unit], force: bool, dry_run: bool,
                  now: datetime) -> Iterator[Outcome]:
-        queue = list(reversed(units))
-        running: dict[Future[Outcome], Unit] = {}
-        while queue or running:
+        """Outcomes in the order of ``units``; at most ``workers`` units run at a time."""
+        queue = deque(units)
+        order: deque[tuple[Future[Outcome], Unit]] = deque()
+        running: set[Future[Outcome]] = set()
+        while queue or order:
             while queue and len(running) < self.workers and not self._stopping():
-                unit = queue.pop()
-                running[self.pool().submit(self.task, unit, force, dry_run, now,
-                                          time.time())] = unit
-            if not running:
+                unit = queue.popleft()
+                future = self.pool().submit(self.task, unit, force, dry_run, now, time.time())
+                order.append((future, unit))
+                running.add(future)
+            if not order:
                 return
             done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                unit = running.pop(future)
+            running -= done
+            while order and order[0][0].done():
+                future, unit = order.popleft()
                 yield self._outcome(future, unit)
 
     def _stopping(self) -> bool:
