@@ -169,3 +169,15 @@ def test_html_in_headless_chromium(report: Report, browser: Any, tmp_path: Path,
 
     assert requests == [path.as_uri()]
     assert problems == []
+
+
+def test_personal_report_holds_only_that_member(sqlite_engine: Engine) -> None:
+    small_report(sqlite_engine)
+    period = Period("custom", date(2026, 11, 2), date(2026, 11, 8), "Europe/Berlin")
+    report = aggregate.build(sqlite_engine, "acme", period, member="bob@acme.com",
+                             now=datetime(2026, 11, 9, tzinfo=UTC))
+    html = render(report, "html").decode()
+    assert "for bob@acme.com" in html
+    assert "$0.50<" in html  # his own amounts need two decimals
+    assert "alice@acme.com" not in html
+    assert "mallory@acme.com" not in html

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from reporter import aggregate, demo, store
 from reporter.ingest import ingest_rows
 from reporter.periods import Period
-from reporter.render import json_report, pdf_report, render
+from reporter.render import json_report, pdf_report, render, rollup
 from reporter.report import Report
 from tests.test_render_html import HOSTILE_ORG, small_report
 
@@ -97,3 +97,21 @@ def test_pdf_of_a_long_period_is_rolled_up_and_bounded(sqlite_engine: Engine) ->
     # rolled-up rows still add up to the exact total
     total = Decimal(json_report.to_dict(report)["summary"]["total_cost_usd"])
     assert total in amounts(text)
+
+
+def test_rolled_up_rows_add_up_to_the_summary(sqlite_engine: Engine) -> None:
+    report = synthetic_report(sqlite_engine, days=30, members=12, events=600)
+    view = rollup.build(report, pdf_report.LIMITS)
+    assert view.day_bucket != "day"
+    for lines in (view.by_day, view.by_model_day):
+        assert sum(line.cost_nanos for line in lines) == report.summary.cost_nanos
+        assert sum(line.requests for line in lines) == report.summary.requests
+        for line in lines:
+            parts = sum(m.cost_nanos for m in line.members)
+            parts += line.others.cost_nanos if line.others else 0
+            assert parts == line.cost_nanos
+    full = rollup.build(report)
+    assert full.notes == []
+    assert len(full.by_day) == 30
+    assert sum(len(line.members) for line in full.by_day) == sum(
+        len(row.members) for row in report.by_day)
