@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy import Engine
 
-from . import aggregate, db, demo, ingest, ledger, projectid, render, runner, store
+from . import aggregate, db, demo, executors, ingest, ledger, projectid, render, runner, store
 from . import config as config_module
 from . import outcomes as outcomes_module
 from .config import Config
@@ -267,7 +267,8 @@ def run_command(ctx: Context, job: str, orgs: tuple[str, ...], period: str | Non
     units = runner.plan(ctx.engine, config, job, as_of=now, orgs=list(orgs) or None,
                         period=period, first=first, last=last, trigger="cli")
     _print_outcomes(runner.run_units(ctx.engine, config, units, now=now, force=force,
-                                     dry_run=dry_run))
+                                     dry_run=dry_run, executor=executors.from_config(
+                                         config, ctx.config_path, ctx.database_url)))
 
 
 @main.command("backfill")
@@ -288,7 +289,8 @@ def backfill_command(ctx: Context, job: str, first: date, last: date, orgs: tupl
     units = runner.backfill(ctx.engine, config, job, first=first, last=last,
                             orgs=list(orgs) or None)
     _print_outcomes(runner.run_units(ctx.engine, config, units, now=ctx.now(), force=force,
-                                     dry_run=dry_run))
+                                     dry_run=dry_run, executor=executors.from_config(
+                                         config, ctx.config_path, ctx.database_url)))
 
 
 @main.command("validate")
@@ -330,3 +332,9 @@ def jobs_command(ctx: Context) -> None:
     """List the configured jobs with their next run times."""
     for text in outcomes_module.job_lines(ctx.config, ctx.now()):
         click.echo(text)
+
+
+from .cli_service import scheduler_command, worker_command  # noqa: E402
+
+main.add_command(scheduler_command)
+main.add_command(worker_command)
