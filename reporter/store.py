@@ -127,7 +127,7 @@ def members(engine: Engine, org_id: int, *, include_removed: bool = False) -> li
         query = (select(User, Membership).join(Membership, Membership.user_id == User.id)
                  .where(Membership.organization_id == org_id).order_by(User.email))
         out = []
-        for user, membership in session.execute(query).tuples():
+        for user, membership in session.execute(query):
             active = membership.removed_at is None
             if active or include_removed:
                 out.append(MemberInfo(user.id, user.email, user.name, membership.role, active))

@@ -1,0 +1,89 @@
+"""Organizations and members: create, change, remove, look up."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+from sqlalchemy import Engine
+
+from reporter import store
+from reporter.errors import PeriodError, ReporterError, StoreError
+
+from .helpers import load, row
+
+
+def test_org_created_with_defaults_then_changed(engine: Engine) -> None:
+    info = store.set_org(engine, "acme")
+    assert (info.slug, info.name, info.timezone) == ("acme", "acme", "UTC")
+    info = store.set_org(engine, "acme", name="Acme Corp", timezone="Asia/Kathmandu")
+    assert (info.name, info.timezone) == ("Acme Corp", "Asia/Kathmandu")
+    info = store.set_org(engine, "acme", name="Acme")  # the timezone stays
+    assert (info.name, info.timezone) == ("Acme", "Asia/Kathmandu")
+    assert store.get_org(engine, "acme") == info
+    store.set_org(engine, "beta", timezone="Australia/Lord_Howe")
+    assert [o.slug for o in store.list_orgs(engine)] == ["acme", "beta"]
+
+
+def test_org_errors(engine: Engine) -> None:
+    with pytest.raises(PeriodError, match="unknown timezone 'Mars/Base'"):
+        store.set_org(engine, "acme", timezone="Mars/Base")
+    with pytest.raises(StoreError, match="unknown organization 'acme'"):
+        store.get_org(engine, "acme")  # nothing was created by the failed call
+    with pytest.raises(ReporterError, match="slug is empty"):
+        store.set_org(engine, "  ")
+
+
+def test_members(engine: Engine) -> None:
+    info = store.set_member(engine, "acme", "Alice@Acme.com", role="owner", name="Alice")
+    assert (info.email, info.role, info.name, info.active) == ("alice@acme.com", "owner",
+                                                               "Alice", True)
+    store.set_member(engine, "acme", "bob@acme.com")
+    store.set_member(engine, "beta", "alice@acme.com", role="admin")
+    org = store.get_org(engine, "acme")
+    assert [(m.email, m.role) for m in store.members(engine, org.id)] == [
+        ("alice@acme.com", "owner"), ("bob@acme.com", "member")]
+    # the role is per organization; the name is the person's
+    beta = store.get_org(engine, "beta")
+    assert [(m.email, m.role, m.name) for m in store.members(engine, beta.id)] == [
+        ("alice@acme.com", "admin", "Alice")]
+    info = store.set_member(engine, "acme", "alice@acme.com", role="member")
+    assert (info.role, info.name) == ("member", "Alice")
+
+
+def test_member_errors(engine: Engine) -> None:
+    with pytest.raises(ReporterError, match="unknown role 'boss'"):
+        store.set_member(engine, "acme", "a@acme.com", role="boss")
+    with pytest.raises(ReporterError, match="not an email address"):
+        store.set_member(engine, "acme", "nobody")
+    store.set_org(engine, "acme")
+    with pytest.raises(StoreError, match="is not a member of 'acme'"):
+        store.remove_member(engine, "acme", "a@acme.com")
+    with pytest.raises(StoreError, match="unknown organization 'nope'"):
+        store.remove_member(engine, "nope", "a@acme.com")
+
+
+def test_remove_and_return(engine: Engine) -> None:
+    store.set_member(engine, "acme", "frank@acme.com", role="admin")
+    store.remove_member(engine, "acme", "frank@acme.com",
+                        now=datetime(2024, 5, 1, tzinfo=UTC))
+    org = store.get_org(engine, "acme")
+    assert store.members(engine, org.id) == []
+    gone = store.members(engine, org.id, include_removed=True)
+    assert [(m.email, m.active, m.role) for m in gone] == [("frank@acme.com", False, "admin")]
+    assert store.get_member(engine, org, "FRANK@acme.com").active is False
+    store.set_member(engine, "acme", "frank@acme.com")  # back again, same role
+    assert [(m.email, m.role) for m in store.members(engine, org.id)] == [
+        ("frank@acme.com", "admin")]
+
+
+def test_first_event_date_is_local(engine: Engine) -> None:
+    load(engine, [row("a", "2024-01-31T19:00:00Z"), row("b", "2024-02-05T10:00:00Z",
+                                                         email="bob@acme.com")])
+    store.set_org(engine, "acme", timezone="Asia/Kolkata")
+    org = store.get_org(engine, "acme")
+    assert store.first_event_date(engine, org) == date(2024, 2, 1)
+    bob = store.get_member(engine, org, "bob@acme.com")
+    assert store.first_event_date(engine, org, bob.user_id) == date(2024, 2, 5)
+    empty = store.set_org(engine, "empty")
+    assert store.first_event_date(engine, empty) is None
