@@ -6,6 +6,7 @@ import io
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
@@ -14,7 +15,7 @@ from sqlalchemy import Engine
 from reporter import aggregate, demo, store
 from reporter.ingest import ingest_rows
 from reporter.periods import Period
-from reporter.render import json_report, pdf_report, render, rollup
+from reporter.render import Options, json_report, pdf_report, render, rollup
 from reporter.report import Report
 from tests.test_render_html import HOSTILE_ORG, small_report
 
@@ -115,3 +116,13 @@ def test_rolled_up_rows_add_up_to_the_summary(sqlite_engine: Engine) -> None:
     assert len(full.by_day) == 30
     assert sum(len(line.members) for line in full.by_day) == sum(
         len(row.members) for row in report.by_day)
+
+
+def test_pdf_fetches_nothing(sqlite_engine: Engine, tmp_path: Path,
+                             caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "report-pdf.css").write_text(
+        "@page { background: url(http://127.0.0.1:9/paper.png); }\n")
+    report = small_report(sqlite_engine)
+    data = render(report, "pdf", Options(tmp_path))
+    assert data.startswith(b"%PDF")
+    assert "disallowed protocol: http://127.0.0.1:9/paper.png" in caplog.text
