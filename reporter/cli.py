@@ -55,6 +55,11 @@ class Context:
     def now(self) -> datetime:
         return datetime.now(UTC)
 
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
 
 def common(func: F) -> F:
     """Add ``--config``, ``--db`` and ``-v`` to a command and hand it a Context."""
@@ -68,7 +73,11 @@ def common(func: F) -> F:
     @functools.wraps(func)
     def wrapper(config: str, db_url: str | None, verbose: int, **kwargs: Any) -> Any:
         _setup_logging(verbose)
-        return func(Context(config, db_url), **kwargs)
+        context = Context(config, db_url)
+        try:
+            return func(context, **kwargs)
+        finally:
+            context.close()
 
     return wrapper  # type: ignore[return-value]
 
@@ -87,7 +96,7 @@ def _date(_ctx: click.Context, param: click.Parameter, value: str | None) -> dat
     if value is None:
         return None
     try:
-        return parse_date(value, f"--{param.name}")
+        return parse_date(value, param.opts[0] if param.opts else str(param.name))
     except ReporterError as exc:
         raise click.BadParameter(str(exc)) from None
 
@@ -102,7 +111,19 @@ def period_options(func: F) -> F:
 
 
 class Group(click.Group):
-    """Turns a ReporterError into one line on stderr and exit status 1."""
+    """Turns a ReporterError or a usage error into one line on stderr and exit status 1 or 2."""
+
+    def main(self, args: Any = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        try:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        except click.ClickException as exc:
+            click.echo(f"reporter: error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("reporter: aborted", err=True)
+            sys.exit(1)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

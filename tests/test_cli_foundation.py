@@ -160,9 +160,10 @@ def test_usage_errors_name_the_problem(cli, args: tuple[str, ...],  # type: igno
     result = cli(*args)
     assert result.exit_code == 2
     assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
-    assert len(errors) == 1, result.stderr
-    assert needle in errors[0], result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("reporter: error: "), result.stderr
+    assert needle in lines[0], result.stderr
 
 
 def test_database_url_from_the_environment(tmp_path: Path,

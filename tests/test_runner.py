@@ -117,8 +117,9 @@ def test_personal_reports_hold_nobody_else(sqlite_engine: Engine, cfg: Config) -
     [carol] = [p for p in outbox(cfg) if "carol" in p.name]
     message = message_from_bytes(carol.read_bytes(), policy=policy.default)
     assert message["To"] == "carol@acme.com"
-    everything = carol.read_bytes().decode()
-    for part in message.walk():
+    everything = ""
+    for part in message.walk():  # every header and every decoded body, not base64 text
+        everything += "".join(f"{key}: {value}\n" for key, value in part.items())
         payload = part.get_payload(decode=True)
         if payload:
             everything += payload.decode("utf-8", "replace")
