@@ -117,7 +117,8 @@ def main() -> None:
         started = time.perf_counter()
         url = usage_db(folder, args.per_day, args.seed)
         print(f"{args.per_day * DAYS:,} events over {DAYS} days, {MEMBERS} members, "
-              f"{len(MODELS)} models; store built in {time.perf_counter() - started:.1f} s")
+              f"{len(MODELS)} models; store built in {time.perf_counter() - started:.1f} s",
+              flush=True)
         engine = db.open_engine(url)
         last = FIRST + timedelta(days=DAYS - 1)
         rows = [["period", "format", "render s", "peak MB", "size", "pages"]]
