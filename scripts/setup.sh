@@ -12,7 +12,7 @@ as_root() {
 }
 
 packages=(python3-venv python3-dev libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0
-          fonts-dejavu-core)
+          fonts-dejavu-core fonts-noto-color-emoji)
 if [ "$want_test" = 1 ]; then
     packages+=(chromium chromium-driver libreoffice-calc-nogui poppler-utils
                postgresql redis-server)
