@@ -2,6 +2,7 @@
 and through Celery (two local workers), with each worker's peak memory over the batch.
 
 Run: .venv/bin/python -m bench.bench_batch [--orgs 1000] [--formats html,pdf,xlsx]
+     [--runs local1,local2,celery]
 (Celery needs Redis at REPORTER_BROKER_URL, default redis://127.0.0.1:6379/0.)
 """
 
@@ -103,12 +104,15 @@ def local(root: Path, source: Path, workers: int, formats: str) -> dict[str, Any
         seconds, outcomes = batch(folder, config, pool)
     finally:
         pool.close()
-    peaks = [float((o.note or "0 0").split()[1]) for o in outcomes]
-    tenth = max(1, len(peaks) // 10)
+    # each worker process's peak, in the order the processes started
+    peaks: dict[str, float] = {}
+    for outcome in outcomes:
+        pid, peak = (outcome.note or "0 0").split()
+        peaks[pid] = max(peaks.get(pid, 0.0), float(peak))
+    lives = list(peaks.values())
     return {"name": f"local, {workers} worker{'s' if workers > 1 else ''}", "seconds": seconds,
-            "units": len(outcomes), "start_mb": max(peaks[:tenth]),
-            "end_mb": max(peaks[-tenth:]), "max_mb": max(peaks),
-            "processes": len({(o.note or "").split()[0] for o in outcomes})}
+            "units": len(outcomes), "start_mb": max(lives[:workers]),
+            "end_mb": max(lives[-workers:]), "max_mb": max(lives), "processes": len(lives)}
 
 
 def celery(root: Path, source: Path, workers: int, formats: str) -> dict[str, Any]:
@@ -140,19 +144,23 @@ def main() -> None:
     parser.add_argument("--orgs", type=int, default=1000)
     parser.add_argument("--events", type=int, default=200, help="Events per organization.")
     parser.add_argument("--formats", default="html,pdf,xlsx")
-    parser.add_argument("--skip-celery", action="store_true")
+    parser.add_argument("--runs", default="local1,local2,celery",
+                        help="Which batches: local1, local2, celery.")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     source = database(args.orgs, args.events)
     formats = ", ".join(args.formats.split(","))
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
         root = Path(tmp)
-        runs = [local(root, source, 1, formats), local(root, source, 2, formats)]
-        if not args.skip_celery:
-            runs.append(celery(root, source, 2, formats))
+        runs = []
+        for name in args.runs.split(","):
+            if name == "celery":
+                runs.append(celery(root, source, 2, formats))
+            else:
+                runs.append(local(root, source, int(name.removeprefix("local")), formats))
     base = runs[0]["seconds"]
-    rows = [["executor", "wall time", "reports/min", "vs 1 worker", "worker peak MB "
-             "(first 10% / last 10% / max)"]]
+    rows = [["executor", "wall time", "reports/min", f"vs {runs[0]['name']}",
+             "worker peak MB: first / last / max (processes)"]]
     for run in runs:
         memory = (f"{run['start_mb']:.0f} / {run['end_mb']:.0f} / {run['max_mb']:.0f} "
                   f"({run['processes']} processes)" if "start_mb" in run else "-")

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +17,7 @@ import redis
 from reporter import db, executors, ledger, runner, store
 from reporter.celery_app import outcome_from_dict, outcome_to_dict
 from reporter.config import load
-from reporter.units import Outcome
+from reporter.units import Outcome, Unit
 from tests.test_scheduler_failover import wait_for
 
 BROKER = os.environ.get("REPORTER_TEST_BROKER", "redis://127.0.0.1:6379/11")
@@ -58,7 +57,7 @@ def workers(tmp_path: Path, db_url: str) -> Iterator[list[subprocess.Popen[bytes
 
 
 def test_wire_format_round_trips() -> None:
-    unit = runner.Unit("weekly", "acme", "member:a@acme.com", "previous-week",
+    unit = Unit("weekly", "acme", "member:a@acme.com", "previous-week",
                        datetime(2026, 11, 16).date(), datetime(2026, 11, 22).date(),
                        "schedule", datetime(2026, 11, 23, 7, tzinfo=UTC))
     outcome = Outcome(unit, "delivered", 1.5, None, ("a.json",), ("a@acme.com",), note="x")
@@ -75,9 +74,8 @@ def test_two_workers_one_killed_mid_batch_deliver_each_once(
     engine = db.open_engine(db_url)
     for number in range(ORGS):
         store.set_org(engine, f"org{number:02d}")
-    for name in ("one", "two"):
-        wait_for(f"worker {name}", lambda n=name: b" ready." in  # type: ignore[misc]
-                 (tmp_path / f"worker-{n}.log").read_bytes(), 60)
+    for log in ("worker-one.log", "worker-two.log"):
+        wait_for(log, lambda log=log: b" ready." in (tmp_path / log).read_bytes(), 60)
     now = datetime.now(UTC)
     units = runner.plan(engine, config, "weekly", as_of=now, trigger="schedule")
     outcomes: list[Outcome] = []
@@ -105,4 +103,3 @@ def test_two_workers_one_killed_mid_batch_deliver_each_once(
                if p.name != "manifest.json"]
     assert len(reports) == ORGS
     engine.dispose()
-    time.sleep(0)
