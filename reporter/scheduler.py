@@ -156,16 +156,24 @@ class Service:
         if not triggers.record_start(self.engine, spec.id, due.scheduled_for):
             return None
         started = time.monotonic()
-        units = runner.plan(self.engine, self.config, spec.job, as_of=due.scheduled_for,
-                            orgs=list(spec.orgs) if spec.orgs is not None else None,
-                            trigger="schedule", scheduled_for=due.scheduled_for)
+        retry = min(self.config.scheduler.unit_timeout_seconds, 600)
+        try:
+            units = runner.plan(self.engine, self.config, spec.job, as_of=due.scheduled_for,
+                                orgs=list(spec.orgs) if spec.orgs is not None else None,
+                                trigger="schedule", scheduled_for=due.scheduled_for)
+        except ReporterError as exc:
+            log.error("job %s (%s): cannot plan the run scheduled for %s: %s; trying again "
+                      "in %d s", spec.job, spec.timezone, due.scheduled_for.isoformat(), exc,
+                      retry)
+            triggers.record_end(self.engine, spec.id, due.scheduled_for, finished=False,
+                                retry_at=as_utc(self.clock()) + timedelta(seconds=retry))
+            return None
         log.info("job %s (%s): %s the run scheduled for %s: %d units", spec.job,
                  spec.timezone, "resuming" if due.kind == "resume" else "starting",
                  due.scheduled_for.isoformat(), len(units))
         batch = Batch(spec.id, due.scheduled_for, len(units))
         batch.outcomes = runner.run_units(self.engine, self.config, units, now=self.clock(),
                                           executor=logged(self._current_executor()))
-        retry = min(self.config.scheduler.unit_timeout_seconds, 600)
         triggers.record_end(self.engine, spec.id, due.scheduled_for, finished=batch.finished,
                             retry_at=as_utc(self.clock()) + timedelta(seconds=retry))
         counts = batch.counts

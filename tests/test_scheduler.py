@@ -177,3 +177,22 @@ def test_lease_is_held_by_one_and_taken_over_after_expiry(sqlite_engine: Engine)
     assert not first.acquire()
     second.release()
     assert first.acquire()
+
+
+def test_a_run_that_cannot_be_planned_is_retried_later(sqlite_engine: Engine,
+                                                       tmp_path: Path) -> None:
+    path = tmp_path / "jobs.yaml"
+    path.write_text(JOBS.replace("    timezone: UTC\n", "    timezone: UTC\n"
+                                 "    organizations: [ghost]\n"))
+    clock = Clock(utc(2026, 11, 22, 12))
+    svc = service(sqlite_engine, path, clock)
+    svc.refresh(clock.now)
+    clock.now = utc(2026, 11, 22, 23, 1)
+    assert svc.tick(clock.now, only="weekly") == []
+    state = triggers.load_states(sqlite_engine)["weekly"]
+    assert (state.finished, state.retry_at) == (False, utc(2026, 11, 22, 23, 11))
+    assert svc.due(clock.now) == []
+    store.set_org(sqlite_engine, "ghost")
+    clock.now = utc(2026, 11, 22, 23, 11)
+    [batch] = svc.tick(clock.now, only="weekly")
+    assert [o.state for o in batch.outcomes] == ["delivered"]
