@@ -264,9 +264,33 @@ def demo_command(ctx: Context, days: int, scale: float) -> None:
         click.echo(str(path))
 
 
-def _print_outcomes(outcomes: list[Any]) -> None:
-    for outcome in outcomes:
+def _run_and_print(ctx: Context, units: list[Any], *, now: datetime, force: bool,
+                   dry_run: bool) -> None:
+    """Run units through the configured executor: a line per unit as it ends, a progress
+    bar on a terminal when there are several, then the summary; exit 1 on any failure."""
+    config = ctx.config
+    executor = executors.from_config(config, ctx.config_path, ctx.database_url)
+
+    def show(outcome: Any) -> None:
         click.echo(outcomes_module.line(outcome))
+
+    if len(units) > 1 and not dry_run and sys.stderr.isatty():
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        with Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("reports", total=len(units))
+
+            def tick(outcome: Any) -> None:
+                show(outcome)
+                bar.advance(task)
+
+            outcomes = runner.run_units(ctx.engine, config, units, now=now, force=force,
+                                        dry_run=dry_run, executor=executor, progress=tick)
+    else:
+        outcomes = runner.run_units(ctx.engine, config, units, now=now, force=force,
+                                    dry_run=dry_run, executor=executor, progress=show)
     click.echo(outcomes_module.summary(outcomes))
     if outcomes_module.failed(outcomes):
         sys.exit(1)
@@ -287,9 +311,7 @@ def run_command(ctx: Context, job: str, orgs: tuple[str, ...], period: str | Non
     config, now = ctx.config, ctx.now()
     units = runner.plan(ctx.engine, config, job, as_of=now, orgs=list(orgs) or None,
                         period=period, first=first, last=last, trigger="cli")
-    _print_outcomes(runner.run_units(ctx.engine, config, units, now=now, force=force,
-                                     dry_run=dry_run, executor=executors.from_config(
-                                         config, ctx.config_path, ctx.database_url)))
+    _run_and_print(ctx, units, now=now, force=force, dry_run=dry_run)
 
 
 @main.command("backfill")
@@ -309,9 +331,7 @@ def backfill_command(ctx: Context, job: str, first: date, last: date, orgs: tupl
     config = ctx.config
     units = runner.backfill(ctx.engine, config, job, first=first, last=last,
                             orgs=list(orgs) or None)
-    _print_outcomes(runner.run_units(ctx.engine, config, units, now=ctx.now(), force=force,
-                                     dry_run=dry_run, executor=executors.from_config(
-                                         config, ctx.config_path, ctx.database_url)))
+    _run_and_print(ctx, units, now=ctx.now(), force=force, dry_run=dry_run)
 
 
 @main.command("validate")

@@ -228,14 +228,23 @@ def execute(engine: Engine, config: Config, unit: Unit, *, now: datetime, force:
 
 
 def run_units(engine: Engine, config: Config, units: Sequence[Unit], *, now: datetime,
-              force: bool = False, dry_run: bool = False,
-              executor: Executor | None = None) -> list[Outcome]:
-    """Execute ``units`` (serially in-process, or through ``executor``)."""
+              force: bool = False, dry_run: bool = False, executor: Executor | None = None,
+              progress: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Execute ``units`` (serially in-process, or through ``executor``); ``progress`` hears
+    of each outcome as it arrives."""
     if executor is not None:
-        return list(executor(units, force, dry_run, now))
-    clock = time.monotonic()
-    return [execute(engine, config, unit, force=force, dry_run=dry_run,
-                    now=now + timedelta(seconds=time.monotonic() - clock)) for unit in units]
+        stream: Iterable[Outcome] = executor(units, force, dry_run, now)
+    else:
+        clock = time.monotonic()
+        stream = (execute(engine, config, unit, force=force, dry_run=dry_run,
+                          now=now + timedelta(seconds=time.monotonic() - clock))
+                  for unit in units)
+    outcomes = []
+    for outcome in stream:
+        outcomes.append(outcome)
+        if progress is not None:
+            progress(outcome)
+    return outcomes
 
 
 def periods_in(kind: str, first: date, last: date) -> list[tuple[date, date]]:

@@ -203,6 +203,15 @@ def test_dry_run_changes_nothing(sqlite_engine: Engine, cfg: Config) -> None:
     assert not cfg.output.exists()
 
 
+def test_progress_hears_of_each_unit_as_it_ends(sqlite_engine: Engine, cfg: Config) -> None:
+    seed(sqlite_engine)
+    units = runner.plan(sqlite_engine, cfg, "personal", as_of=NOW)
+    heard: list[str] = []
+    outcomes = runner.run_units(sqlite_engine, cfg, units, now=NOW,
+                                progress=lambda o: heard.append(o.unit.audience))
+    assert heard == [o.unit.audience for o in outcomes] == [u.audience for u in units]
+
+
 def test_periods_in_range() -> None:
     weeks = runner.periods_in("previous-week", date(2026, 1, 1), date(2026, 1, 31))
     assert [str(a) for a, _ in weeks] == ["2026-01-05", "2026-01-12", "2026-01-19"]
