@@ -371,7 +371,10 @@ def runs_command(ctx: Context, job: str | None, org: str | None, state: str | No
 @common
 def jobs_command(ctx: Context) -> None:
     """List the configured jobs with their next run times."""
-    for text in outcomes_module.job_lines(ctx.config, ctx.now()):
+    from . import scheduler
+
+    fires = scheduler.next_runs(ctx.config, ctx.engine, ctx.now())
+    for text in outcomes_module.job_lines(ctx.config, fires):
         click.echo(text)
 
 

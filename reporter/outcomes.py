@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from .config import Config, Job, cron_trigger
+from .config import Config
 from .ledger import Record
 from .units import Outcome
 
@@ -59,24 +60,9 @@ def record_line(record: Record) -> str:
     return text
 
 
-def next_runs(job: Job, now: datetime, count: int = 3) -> list[datetime]:
-    """The next ``count`` fire times of a job's schedule (in its timezone, else UTC)."""
-    if job.schedule is None:
-        return []
-    trigger = cron_trigger(job.schedule, job.timezone)
-    out: list[datetime] = []
-    previous = None
-    moment = now
-    while len(out) < count:
-        fire = trigger.get_next_fire_time(previous, moment)
-        if fire is None:
-            break
-        out.append(fire)
-        previous, moment = fire, fire
-    return out
-
-
-def job_lines(config: Config, now: datetime) -> list[str]:
+def job_lines(config: Config, fires: Mapping[str, list[datetime]]) -> list[str]:
+    """Each job with its next fire times; ``fires`` maps trigger ids (``job`` or
+    ``job@Timezone`` for a job that runs at each organization's local time) to UTC times."""
     lines = []
     for job in config.jobs.values():
         audience = ", ".join(job.addresses) if job.audience == "list" else job.audience
@@ -85,8 +71,14 @@ def job_lines(config: Config, now: datetime) -> list[str]:
         if job.schedule is None:
             lines.append("  schedule: none (run it with 'reporter run')")
             continue
-        zone = job.timezone or "UTC; each organization's own timezone for its period"
+        zone = job.timezone or "each organization's own timezone"
         lines.append(f"  schedule: {job.schedule} ({zone})")
-        for fire in next_runs(job, now):
-            lines.append(f"  next: {fire.isoformat()}")
+        triggers = sorted(t for t in fires if t == job.name or t.startswith(f"{job.name}@"))
+        if not triggers and job.enabled:
+            lines.append("  next: none (no organization to report on yet)")
+        for trigger in triggers:
+            tz = ZoneInfo(job.timezone or trigger.partition("@")[2] or "UTC")
+            where = f" [{tz.key}]" if "@" in trigger else ""
+            times = ", ".join(fire.astimezone(tz).isoformat() for fire in fires[trigger])
+            lines.append(f"  next{where}: {times}")
     return lines

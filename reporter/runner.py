@@ -22,6 +22,9 @@ from .units import Outcome, Unit
 
 log = logging.getLogger(__name__)
 
+#: the note on an ``already`` outcome whose unit another process is working on right now
+HELD = "in progress elsewhere"
+
 Executor = Callable[[Sequence[Unit], bool, bool, datetime], Iterable[Outcome]]
 
 
@@ -194,7 +197,7 @@ def execute(engine: Engine, config: Config, unit: Unit, *, now: datetime, force:
         return Outcome(unit, "failed", error=f"cannot claim: {exc}")
     if not claim.claimed:
         record = ledger.get(engine, unit)
-        held = "in progress elsewhere" if claim.state == "running" else claim.state
+        held = HELD if claim.state == "running" else claim.state
         return Outcome(unit, "already", note=held,
                        files=tuple(f["path"] for f in record.files) if record else (),
                        recipients=tuple(record.recipients) if record else ())

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import config as config_module
-from . import executors, store, triggers
+from . import executors, runner, store, triggers
 from .errors import ReporterError
 from .leader import Lease, as_utc, utcnow
 from .units import Outcome, Unit
@@ -26,7 +26,7 @@ from .units import Outcome, Unit
 log = logging.getLogger(__name__)
 
 FIRE = "reporter.scheduler:fire"
-HELD = "in progress elsewhere"  # the runner's note on a unit another process has claimed
+HELD = runner.HELD
 _services: dict[str, Service] = {}
 
 ExecutorFactory = Callable[[config_module.Config, threading.Event], executors.Executor]

@@ -196,3 +196,17 @@ def test_a_run_that_cannot_be_planned_is_retried_later(sqlite_engine: Engine,
     clock.now = utc(2026, 11, 22, 23, 11)
     [batch] = svc.tick(clock.now, only="weekly")
     assert [o.state for o in batch.outcomes] == ["delivered"]
+
+
+def test_jobs_command_shows_each_organizations_local_time(sqlite_engine: Engine,
+                                                          cfg_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from reporter.cli import main
+
+    store.set_org(sqlite_engine, "acme", timezone="Asia/Kolkata")
+    result = CliRunner().invoke(main, ["jobs", "--config", str(cfg_path),
+                                       "--db", str(sqlite_engine.url)])
+    assert result.exit_code == 0, result.output
+    assert "  next [Asia/Kolkata]: " in result.output
+    assert "T02:30:00+05:30" in result.output
