@@ -68,6 +68,13 @@ def _where(org_id: int, period: Period, user_id: int | None) -> list[Any]:
     return clauses
 
 
+class _People(dict[int, tuple[str, str | None]]):
+    """Members' email and name by user id (a placeholder for an id with no user row)."""
+
+    def __missing__(self, uid: int) -> tuple[str, str | None]:
+        return (f"user-{uid}", None)
+
+
 def _order(metrics: Metrics, name: str | None) -> tuple[int, str]:
     return (-metrics.cost_nanos, name or "")
 
@@ -89,9 +96,9 @@ def build(engine: Engine, org_slug: str, period: Period, *, member: str | None =
     day = local_day(period)
 
     with engine.connect() as conn:
-        people = {uid: (email, name) for uid, email, name in conn.execute(
+        people = _People((uid, (email, name)) for uid, email, name in conn.execute(
             select(User.id, User.email, User.name).join(Membership, Membership.user_id == User.id)
-            .where(Membership.organization_id == org.id))}
+            .where(Membership.organization_id == org.id)))
         model_rows = conn.execute(
             select(day, E.model, E.user_id, *_sums()).where(*where)
             .group_by(day, E.model, E.user_id)).all()
@@ -99,16 +106,13 @@ def build(engine: Engine, org_slug: str, period: Period, *, member: str | None =
             select(E.project, E.user_id, *_sums()).where(*where)
             .group_by(E.project, E.user_id)).all()
 
-    def person(uid: int) -> tuple[str, str | None]:
-        return people.get(uid, (f"user-{uid}", None))
-
     # Accumulators are plain lists [cost, requests, input, output, cache_read, cache_write]:
     # this loop runs once per (day, model, member) group, so it is kept tight.
     model_days: dict[tuple[int, str], tuple[list[int], list[MemberUsage]]] = {}
     day_members: dict[tuple[int, int], list[int]] = {}
     member_models: dict[tuple[int, str], list[int]] = {}
     for day_number, model, uid, c, r, i, o, cr, cw in model_rows:
-        email, name = person(uid)
+        email, name = people[uid]
         key = (day_number, model)
         entry = model_days.get(key)
         if entry is None:
@@ -121,9 +125,10 @@ def build(engine: Engine, org_slug: str, period: Period, *, member: str | None =
         totals_acc[4] += cr
         totals_acc[5] += cw
         entry[1].append(MemberUsage(c, r, i, o, cr, cw, email, name))
-        acc: list[int] | None = day_members.get((day_number, uid))
+        day_key = (day_number, uid)
+        acc: list[int] | None = day_members.get(day_key)
         if acc is None:
-            day_members[(day_number, uid)] = [c, r, i, o, cr, cw]
+            day_members[day_key] = [c, r, i, o, cr, cw]
         else:
             acc[0] += c
             acc[1] += r
@@ -131,9 +136,10 @@ def build(engine: Engine, org_slug: str, period: Period, *, member: str | None =
             acc[3] += o
             acc[4] += cr
             acc[5] += cw
-        acc = member_models.get((uid, model))
+        model_key = (uid, model)
+        acc = member_models.get(model_key)
         if acc is None:
-            member_models[(uid, model)] = [c, r, i, o, cr, cw]
+            member_models[model_key] = [c, r, i, o, cr, cw]
         else:
             acc[0] += c
             acc[1] += r
@@ -152,7 +158,7 @@ def build(engine: Engine, org_slug: str, period: Period, *, member: str | None =
     days: dict[int, DayRow] = {}
     member_totals: dict[int, MemberRow] = {}
     for (day_number, uid), acc in day_members.items():
-        email, name = person(uid)
+        email, name = people[uid]
         share = MemberUsage(acc[0], acc[1], acc[2], acc[3], acc[4], acc[5], email, name)
         day_row = days.get(day_number)
         if day_row is None:
