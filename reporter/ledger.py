@@ -15,6 +15,7 @@ from sqlalchemy import (
     Dialect,
     Engine,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -85,6 +86,8 @@ runs = Table(
     Column("timings", Text, nullable=True),
     UniqueConstraint("job", "organization", "audience", "first_day", "last_day",
                      name="uq_runs_unit"),
+    Index("ix_runs_state", "state"),
+    Index("ix_runs_job_org", "job", "organization"),
 )
 R = runs.c
 

@@ -3,10 +3,12 @@
 from alembic import context
 from sqlalchemy import create_engine
 
+from reporter import leader, ledger, triggers
 from reporter.models import Base
 
 config = context.config
-target_metadata = Base.metadata
+# every table the migrations create, so that autogenerate compares against all of them
+target_metadata = [Base.metadata, ledger.metadata, leader.metadata, triggers.metadata]
 connection = config.attributes.get("connection")
 
 if connection is None:  # command-line alembic: take the URL from the environment
