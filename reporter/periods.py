@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .errors import PeriodError
 
@@ -76,10 +76,6 @@ def is_timezone(name: str) -> bool:
     except PeriodError:
         return False
     return True
-
-
-def all_timezones() -> set[str]:
-    return available_timezones()
 
 
 def local_midnight(day: date, tz: ZoneInfo) -> datetime:
