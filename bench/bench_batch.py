@@ -22,11 +22,14 @@ from typing import Any
 from sqlalchemy import text
 
 from bench.common import peak_mb, table, timed
-from reporter import db, executors, runner, store
-from reporter.config import Config, load
-from reporter.demo import synthetic_events
-from reporter.ingest import ingest_rows
-from reporter.units import Outcome, Unit
+from reporter.jobs import plan, runner
+from reporter.jobs.config import Config, load
+from reporter.jobs.units import Outcome, Unit
+from reporter.service import executors
+from reporter.store import db
+from reporter.store import orgs as store
+from reporter.store.demo import synthetic_events
+from reporter.store.ingest import ingest_rows
 
 RESULTS = Path(__file__).parent / "results"
 NOW = datetime(2026, 11, 23, 7, tzinfo=UTC)  # a Monday: the batch reports 16-22 November
@@ -82,7 +85,7 @@ def prepare(folder: Path, source: Path, kind: str, workers: int, formats: str) -
 
 def batch(folder: Path, config: Config, executor: Any) -> tuple[float, list[Outcome]]:
     engine = db.open_engine(f"sqlite:///{folder / 'r.db'}")
-    units = runner.plan(engine, config, "weekly", as_of=NOW, trigger="schedule")
+    units = plan.plan(engine, config, "weekly", as_of=NOW, trigger="schedule")
     seconds, outcomes = timed(lambda: runner.run_units(engine, config, units, now=NOW,
                                                        executor=executor))
     with engine.connect() as conn:
@@ -98,7 +101,7 @@ def batch(folder: Path, config: Config, executor: Any) -> tuple[float, list[Outc
 def local(root: Path, source: Path, workers: int, formats: str) -> dict[str, Any]:
     folder = root / f"local-{workers}"
     config = prepare(folder, source, "local", workers, formats)
-    pool = executors.LocalPool(folder / "jobs.yaml", f"sqlite:///{folder / 'r.db'}",
+    pool = executors.LocalPool(config, f"sqlite:///{folder / 'r.db'}",
                                workers=workers, max_reports=50, task=measured)
     try:
         seconds, outcomes = batch(folder, config, pool)
@@ -131,7 +134,7 @@ def celery(root: Path, source: Path, workers: int, formats: str) -> dict[str, An
             while b" ready." not in (folder / f"worker-{number}.log").read_bytes():
                 time.sleep(0.2)
         seconds, outcomes = batch(folder, config, executors.from_config(
-            config, folder / "jobs.yaml", f"sqlite:///{folder / 'r.db'}"))
+            config, f"sqlite:///{folder / 'r.db'}"))
     finally:
         for proc in procs:
             os.killpg(proc.pid, signal.SIGTERM)

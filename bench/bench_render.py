@@ -25,11 +25,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from reporter import aggregate, db, store
-from reporter.demo import synthetic_events
-from reporter.ingest import ingest_rows
 from reporter.periods import Period
 from reporter.render import html_report
+from reporter.report import aggregate
+from reporter.store import db
+from reporter.store import orgs as store
+from reporter.store.demo import synthetic_events
+from reporter.store.ingest import ingest_rows
 
 FIRST = date(2025, 1, 1)
 DAYS = 365

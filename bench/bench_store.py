@@ -14,7 +14,10 @@ from decimal import Decimal
 from pathlib import Path
 
 from bench.common import FIRST, child_json, table, timed, write_csv
-from reporter import aggregate, db, ingest, money, periods, store
+from reporter import money, periods
+from reporter.report import aggregate
+from reporter.store import db, ingest
+from reporter.store import orgs as store
 
 RESULTS = Path(__file__).parent / "results"
 TZ = "America/New_York"

@@ -17,11 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import FIRST, child_json, table
-from reporter import aggregate, db, periods, store
-from reporter.demo import synthetic_events
-from reporter.ingest import ingest_rows
+from reporter import periods
 from reporter.render.xlsx_report import _views
-from reporter.report import Report
+from reporter.report import aggregate
+from reporter.report.model import Report
+from reporter.store import db
+from reporter.store import orgs as store
+from reporter.store.demo import synthetic_events
+from reporter.store.ingest import ingest_rows
 
 RESULTS = Path(__file__).parent / "results"
 TZ = "America/New_York"

@@ -13,8 +13,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from reporter.demo import synthetic_events
-from reporter.ingest import FIELDS
+from reporter.store.demo import synthetic_events
+from reporter.store.ingest import FIELDS
 
 COLUMNS = ["id", "timestamp", "organization", "user_email", "model", "project", "input_tokens",
            "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd"]

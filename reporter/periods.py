@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .errors import PeriodError
+from reporter.errors import PeriodError
 
 ROLLING = {"past-week": 7, "past-month": 30, "past-year": 365}
 NAMES = (*ROLLING, "all", "previous-week", "previous-month", "month-to-date")

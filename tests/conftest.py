@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from sqlalchemy import Engine, inspect, text
 
-from reporter import db
+from reporter.store import db
 
 PG_ADMIN = os.environ.get("REPORTER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"

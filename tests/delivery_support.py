@@ -16,7 +16,8 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from sqlalchemy import Engine
 
-from reporter import config, store
+from reporter.jobs import config
+from reporter.store import orgs as store
 from tests.helpers import load, row
 
 #: a Monday: previous-week is 2026-01-05..2026-01-11 in every test timezone

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from reporter.ingest import IngestResult, ingest_rows
+from reporter.store.ingest import IngestResult, ingest_rows
 
 
 def row(event_id: str, timestamp: str, *, org: str = "acme", email: str = "alice@acme.com",

@@ -16,12 +16,12 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 
-from reporter import aggregate, store
 from reporter.errors import StoreError
 from reporter.periods import Period
 from reporter.render.json_report import render, to_dict
-
-from .helpers import load, row
+from reporter.report import aggregate
+from reporter.store import orgs as store
+from tests.helpers import load, row
 
 ZONES = ["UTC", "America/New_York", "Europe/Berlin", "Asia/Kolkata", "Asia/Kathmandu",
          "Australia/Lord_Howe", "Pacific/Chatham", "America/St_Johns", "Pacific/Kiritimati"]

@@ -14,10 +14,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from reporter import db, executors, ledger, runner, store
-from reporter.celery_app import outcome_from_dict, outcome_to_dict
-from reporter.config import load
-from reporter.units import Outcome, Unit
+from reporter.jobs import ledger, plan, runner
+from reporter.jobs.config import load
+from reporter.jobs.units import Outcome, Unit
+from reporter.service import executors
+from reporter.service.celery_app import outcome_from_dict, outcome_to_dict
+from reporter.store import db
+from reporter.store import orgs as store
 from tests.test_scheduler_failover import wait_for
 
 BROKER = os.environ.get("REPORTER_TEST_BROKER", "redis://127.0.0.1:6379/11")
@@ -77,11 +80,11 @@ def test_two_workers_one_killed_mid_batch_deliver_each_once(
     for log in ("worker-one.log", "worker-two.log"):
         wait_for(log, lambda log=log: b" ready." in (tmp_path / log).read_bytes(), 60)
     now = datetime.now(UTC)
-    units = runner.plan(engine, config, "weekly", as_of=now, trigger="schedule")
+    units = plan.plan(engine, config, "weekly", as_of=now, trigger="schedule")
     outcomes: list[Outcome] = []
     batch = threading.Thread(target=lambda: outcomes.extend(runner.run_units(
         engine, config, units, now=now,
-        executor=executors.from_config(config, tmp_path / "jobs.yaml", db_url))))
+        executor=executors.from_config(config, db_url))))
     batch.start()
 
     def delivered() -> list[ledger.Record]:

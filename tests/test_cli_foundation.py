@@ -13,11 +13,10 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import Engine
 
-from reporter import db
 from reporter.cli import main
-
-from .test_aggregate import check_invariants, check_shape
-from .test_ingest import GOOD, write_csv, write_jsonl
+from reporter.store import db
+from tests.test_aggregate import check_invariants, check_shape
+from tests.test_ingest import GOOD, write_csv, write_jsonl
 
 REPORTER = Path(sys.executable).parent / "reporter"
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from reporter import config, db
 from reporter.cli import main
-from reporter.config import ConfigErrors
+from reporter.jobs import config
+from reporter.jobs.config import ConfigErrors
+from reporter.store import db
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from reporter import db, ledger, runner
-from reporter.config import Config
+from reporter.jobs import ledger, plan, runner
+from reporter.jobs.config import Config
+from reporter.store import db
 from tests.delivery_support import (
     NOW,
     Mailbox,
@@ -42,7 +43,7 @@ def config_for(tmp_path: Path, port: int, retries: int = 0) -> Config:
 
 
 def run(engine: Engine, cfg: Config, hours: int = 0) -> list[str]:
-    units = runner.plan(engine, cfg, "weekly", as_of=NOW)
+    units = plan.plan(engine, cfg, "weekly", as_of=NOW)
     outcomes = runner.run_units(engine, cfg, units, now=NOW + timedelta(hours=hours))
     return [o.state if o.state != "failed" else f"failed: {o.error}" for o in outcomes]
 

@@ -15,7 +15,7 @@ from PIL import Image
 from pypdf import PdfReader
 from sqlalchemy import Engine
 
-from reporter import runner
+from reporter.jobs import plan, runner
 from tests.delivery_support import NOW, Mailbox, seed, smtp_section, smtp_server, write_config
 
 JOB = """\
@@ -40,7 +40,7 @@ def delivered(tmp_path_factory: pytest.TempPathFactory,
     """One team report email, sent once for the module (PDF rendering is the slow part)."""
     import shutil
 
-    from reporter import db
+    from reporter.store import db
 
     folder = tmp_path_factory.mktemp("email")
     shutil.copy(sqlite_template, folder / "reporter.db")
@@ -49,7 +49,7 @@ def delivered(tmp_path_factory: pytest.TempPathFactory,
     mailbox = Mailbox()
     with smtp_server(mailbox) as port:
         cfg = write_config(folder, smtp_section(port) + JOB.format(limit=20_000))
-        units = runner.plan(engine, cfg, "weekly", as_of=NOW)
+        units = plan.plan(engine, cfg, "weekly", as_of=NOW)
         [outcome] = runner.run_units(engine, cfg, units, now=NOW)
     engine.dispose()
     assert outcome.state == "delivered", outcome.error
@@ -127,7 +127,7 @@ def test_personal_email_has_no_colleagues(tmp_path: Path, sqlite_engine: Engine)
         formats: [json, xlsx]
         deliver: {store: false, email: {attach: [json, xlsx]}}
     """)
-    units = runner.plan(sqlite_engine, cfg, "mine", as_of=NOW)
+    units = plan.plan(sqlite_engine, cfg, "mine", as_of=NOW)
     outcomes = runner.run_units(sqlite_engine, cfg, units, now=NOW)
     assert {o.unit.audience: o.state for o in outcomes} == {
         "member:alice@acme.com": "delivered", "member:bob@acme.com": "delivered",

@@ -10,9 +10,11 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from reporter import executors, ledger, runner, store
-from reporter.config import load
-from reporter.units import Outcome, Unit
+from reporter.jobs import ledger, plan, runner
+from reporter.jobs.config import load
+from reporter.jobs.units import Outcome, Unit
+from reporter.service import executors
+from reporter.store import orgs as store
 
 JOBS = """\
 output: out
@@ -41,8 +43,8 @@ def test_local_pool_delivers_each_unit_once(sqlite_engine: Engine, tmp_path: Pat
     config = load(tmp_path / "jobs.yaml")
     for number in range(5):
         store.set_org(sqlite_engine, f"org{number}", timezone="Asia/Kolkata")
-    planned = runner.plan(sqlite_engine, config, "weekly", as_of=NOW)
-    pool = executors.from_config(config, tmp_path / "jobs.yaml", str(sqlite_engine.url))
+    planned = plan.plan(sqlite_engine, config, "weekly", as_of=NOW)
+    pool = executors.from_config(config, str(sqlite_engine.url))
     assert isinstance(pool, executors.LocalPool)
     try:
         first = runner.run_units(sqlite_engine, config, planned, now=NOW, executor=pool)
@@ -60,7 +62,7 @@ def test_local_pool_delivers_each_unit_once(sqlite_engine: Engine, tmp_path: Pat
 
 def test_workers_are_recycled_and_stop_lets_units_in_hand_finish(tmp_path: Path) -> None:
     (tmp_path / "jobs.yaml").write_text(JOBS)
-    pool = executors.LocalPool(tmp_path / "jobs.yaml", f"sqlite:///{tmp_path}/r.db",
+    pool = executors.LocalPool(load(tmp_path / "jobs.yaml"), f"sqlite:///{tmp_path}/r.db",
                                workers=2, max_reports=2, task=whoami)
     try:
         outcomes = list(pool(units(8), False, False, NOW))

@@ -15,7 +15,7 @@ from pypdf import PdfReader
 from sqlalchemy import Engine
 
 from reporter import render
-from reporter.report import Report
+from reporter.report.model import Report
 from tests.test_render_html import HOSTILE_NAME, HOSTILE_ORG, HOSTILE_PROJECT, small_report
 
 

@@ -14,12 +14,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from reporter import store
 from reporter.errors import IngestError
-from reporter.ingest import FIELDS, ingest_file, parse_timestamp
-from reporter.models import UsageEvent
-
-from .helpers import row
+from reporter.store import orgs as store
+from reporter.store.ingest import FIELDS, ingest_file, parse_timestamp
+from reporter.store.schema import UsageEvent
+from tests.helpers import row
 
 HEADER = ["id", "timestamp", "organization", "user_email", "model", "project", "input_tokens",
           "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd"]
@@ -250,7 +249,7 @@ def _rows(n: int) -> list[dict[str, Any]]:
 def test_memory_does_not_grow_with_file_size(tmp_path: Path, sqlite_template: Path) -> None:
     import shutil
 
-    from reporter import db
+    from reporter.store import db
 
     peaks = []
     for n in (6_000, 24_000):

@@ -17,7 +17,10 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 import reporter
-from reporter import aggregate, db, render, store
+from reporter import render
+from reporter.report import aggregate
+from reporter.store import db
+from reporter.store import orgs as store
 from reporter.render.templating import shipped_templates
 assert Path(reporter.__file__).is_relative_to(Path(sys.argv[1])), reporter.__file__
 assert shipped_templates().is_relative_to(Path(sys.argv[1])), shipped_templates()
@@ -39,7 +42,7 @@ def test_wheel_works_outside_the_checkout(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "reporter/templates/report.html.j2" in names
     assert any(n.startswith("reporter/templates/email") for n in names)
-    assert "reporter/migrations/versions/0001_usage_store.py" in names
+    assert "reporter/store/migrations/versions/0001_usage_store.py" in names
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     work = tmp_path / "elsewhere"

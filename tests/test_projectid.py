@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from reporter.projectid import origin_url, project_id, repo_name
+from reporter.store.projectid import origin_url, project_id, repo_name
 
 
 @pytest.mark.parametrize(("url", "name"), [

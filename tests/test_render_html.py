@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from reporter import aggregate, store
 from reporter.periods import Period
 from reporter.render import Options, html_report, json_report, render, write
-from reporter.report import Report
+from reporter.report import aggregate
+from reporter.report.model import Report
+from reporter.store import orgs as store
 from tests.helpers import load, row
 
 HOSTILE_ORG = "Acme <script>document.title='pwned'</script> 🚀"

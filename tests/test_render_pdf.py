@@ -12,11 +12,13 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import Engine
 
-from reporter import aggregate, demo, store
-from reporter.ingest import ingest_rows
 from reporter.periods import Period
 from reporter.render import Options, json_report, pdf_report, render, rollup
-from reporter.report import Report
+from reporter.report import aggregate
+from reporter.report.model import Report
+from reporter.store import demo
+from reporter.store import orgs as store
+from reporter.store.ingest import ingest_rows
 from tests.test_render_html import HOSTILE_ORG, small_report
 
 

@@ -17,10 +17,12 @@ import openpyxl
 import pytest
 from sqlalchemy import Engine
 
-from reporter import aggregate, periods, store
+from reporter import periods
 from reporter.render import json_report, xlsx_report
 from reporter.render.xlsx_sheet import clean_text, is_risky
-from reporter.report import Report
+from reporter.report import aggregate
+from reporter.report.model import Report
+from reporter.store import orgs as store
 from tests.helpers import load, row
 
 NOW = datetime(2024, 3, 13, 12, tzinfo=UTC)

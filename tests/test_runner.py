@@ -12,10 +12,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine
 
-from reporter import ledger, runner, store
 from reporter.cli import main
-from reporter.config import Config
 from reporter.deliver import smtp
+from reporter.jobs import ledger, plan, runner
+from reporter.jobs.config import Config
+from reporter.store import orgs as store
 from tests.delivery_support import NOW, seed, write_config
 
 JOBS = """\
@@ -53,18 +54,18 @@ def outbox(cfg: Config) -> list[Path]:
 
 def test_plan_audiences_and_scheduled_period(sqlite_engine: Engine, cfg: Config) -> None:
     seed(sqlite_engine)
-    units = runner.plan(sqlite_engine, cfg, "weekly", as_of=NOW)
+    units = plan.plan(sqlite_engine, cfg, "weekly", as_of=NOW)
     assert [(u.organization, u.audience, str(u.first), str(u.last)) for u in units] == [
         ("acme", "admins", "2026-01-05", "2026-01-11"),
         ("globex", "admins", "2026-01-05", "2026-01-11")]
-    members = runner.plan(sqlite_engine, cfg, "personal", as_of=NOW)
+    members = plan.plan(sqlite_engine, cfg, "personal", as_of=NOW)
     assert [(u.organization, u.audience) for u in members] == [
         ("acme", "member:alice@acme.com"), ("acme", "member:bob@acme.com"),
         ("acme", "member:carol@acme.com"), ("globex", "member:greta@globex.de")]
     # scheduled for Monday 03:00 UTC: still Sunday in New York, already Monday in Berlin;
     # caught up a week late, the run reports the period it was meant for
     scheduled = datetime(2026, 1, 12, 3, 0, tzinfo=UTC)
-    late = runner.plan(sqlite_engine, cfg, "weekly", as_of=NOW + timedelta(days=7),
+    late = plan.plan(sqlite_engine, cfg, "weekly", as_of=NOW + timedelta(days=7),
                        trigger="schedule", scheduled_for=scheduled)
     assert [(u.organization, str(u.first), str(u.last), u.trigger) for u in late] == [
         ("acme", "2025-12-29", "2026-01-04", "schedule"),
@@ -73,7 +74,7 @@ def test_plan_audiences_and_scheduled_period(sqlite_engine: Engine, cfg: Config)
 
 def test_exactly_once_then_force(engine: Engine, cfg: Config) -> None:
     seed(engine)
-    units = runner.plan(engine, cfg, "weekly", as_of=NOW)
+    units = plan.plan(engine, cfg, "weekly", as_of=NOW)
     first = runner.run_units(engine, cfg, units, now=NOW)
     assert [o.state for o in first] == ["delivered", "delivered"]
     assert first[0].recipients == ("alice@acme.com", "bob@acme.com")
@@ -107,7 +108,7 @@ def test_exactly_once_then_force(engine: Engine, cfg: Config) -> None:
 
 def test_personal_reports_hold_nobody_else(sqlite_engine: Engine, cfg: Config) -> None:
     seed(sqlite_engine)
-    units = runner.plan(sqlite_engine, cfg, "personal", as_of=NOW)
+    units = plan.plan(sqlite_engine, cfg, "personal", as_of=NOW)
     outcomes = runner.run_units(sqlite_engine, cfg, units, now=NOW)
     states = {o.unit.audience: o.state for o in outcomes}
     # bob made no requests: skip_empty sends him nothing; dave was removed: not even planned
@@ -135,7 +136,7 @@ def test_personal_reports_hold_nobody_else(sqlite_engine: Engine, cfg: Config) -
 def test_crash_between_render_and_send(sqlite_engine: Engine, cfg: Config,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     seed(sqlite_engine)
-    [unit, _] = runner.plan(sqlite_engine, cfg, "weekly", as_of=NOW)
+    [unit, _] = plan.plan(sqlite_engine, cfg, "weekly", as_of=NOW)
 
     class Crash(BaseException):
         pass
@@ -205,7 +206,7 @@ def test_dry_run_changes_nothing(sqlite_engine: Engine, cfg: Config) -> None:
 
 def test_progress_hears_of_each_unit_as_it_ends(sqlite_engine: Engine, cfg: Config) -> None:
     seed(sqlite_engine)
-    units = runner.plan(sqlite_engine, cfg, "personal", as_of=NOW)
+    units = plan.plan(sqlite_engine, cfg, "personal", as_of=NOW)
     heard: list[str] = []
     outcomes = runner.run_units(sqlite_engine, cfg, units, now=NOW,
                                 progress=lambda o: heard.append(o.unit.audience))
@@ -213,12 +214,12 @@ def test_progress_hears_of_each_unit_as_it_ends(sqlite_engine: Engine, cfg: Conf
 
 
 def test_periods_in_range() -> None:
-    weeks = runner.periods_in("previous-week", date(2026, 1, 1), date(2026, 1, 31))
+    weeks = plan.periods_in("previous-week", date(2026, 1, 1), date(2026, 1, 31))
     assert [str(a) for a, _ in weeks] == ["2026-01-05", "2026-01-12", "2026-01-19"]
-    months = runner.periods_in("previous-month", date(2025, 12, 15), date(2026, 3, 31))
+    months = plan.periods_in("previous-month", date(2025, 12, 15), date(2026, 3, 31))
     assert [(str(a), str(b)) for a, b in months] == [
         ("2026-01-01", "2026-01-31"), ("2026-02-01", "2026-02-28"), ("2026-03-01", "2026-03-31")]
-    assert len(runner.periods_in("past-week", date(2026, 1, 1), date(2026, 1, 21))) == 3
+    assert len(plan.periods_in("past-week", date(2026, 1, 1), date(2026, 1, 21))) == 3
 
 
 def test_backfill_command(sqlite_engine: Engine, cfg: Config) -> None:
@@ -233,5 +234,5 @@ def test_backfill_command(sqlite_engine: Engine, cfg: Config) -> None:
     assert sorted((str(r.first), r.trigger) for r in history) == [
         ("2026-01-05", "backfill"), ("2026-01-12", "backfill")]
     # a scheduled run of a backfilled period delivers nothing new
-    units = runner.plan(sqlite_engine, cfg, "weekly", as_of=NOW, orgs=["acme"])
+    units = plan.plan(sqlite_engine, cfg, "weekly", as_of=NOW, orgs=["acme"])
     assert runner.run_units(sqlite_engine, cfg, units, now=NOW)[0].state == "already"

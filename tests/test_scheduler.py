@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from reporter import executors, ledger, store, triggers
-from reporter.config import Config, load
-from reporter.leader import Lease
-from reporter.scheduler import Service, next_runs
+from reporter.jobs import ledger
+from reporter.jobs.config import Config, load
+from reporter.service import executors, triggers
+from reporter.service.lease import Lease
+from reporter.service.scheduler import Service, next_runs
+from reporter.store import orgs as store
 
 JOBS = """\
 output: out
@@ -147,6 +149,7 @@ def test_reconcile_new_changed_and_removed_jobs(sqlite_engine: Engine, cfg_path:
     cfg_path.write_text(JOBS.replace('"0 23 * * sun"', '"0 6 * * mon"')
                         .replace("  nightly:", "  x:"))
     clock.now = utc(2026, 11, 23, 7)
+    svc.leading = True
     svc.reload()
     states = triggers.load_states(sqlite_engine)
     assert set(states) == {"weekly", "x@UTC"}
@@ -210,3 +213,46 @@ def test_jobs_command_shows_each_organizations_local_time(sqlite_engine: Engine,
     assert result.exit_code == 0, result.output
     assert "  next [Asia/Kolkata]: " in result.output
     assert "T02:30:00+05:30" in result.output
+
+
+def test_a_standby_never_rewrites_the_leaders_triggers(sqlite_engine: Engine,
+                                                       cfg_path: Path) -> None:
+    store.set_org(sqlite_engine, "acme")
+    clock = Clock(utc(2026, 11, 22, 12))
+    leader = service(sqlite_engine, cfg_path, clock)
+    assert leader.step()
+    assert leader.leading
+    before = triggers.load_states(sqlite_engine)
+    # a standby started on an edited jobs.yaml, then told to reload it
+    cfg_path.write_text(JOBS.replace('"0 23 * * sun"', '"0 6 * * mon"')
+                        .replace("  nightly:", "  x:"))
+    standby = service(sqlite_engine, cfg_path, clock)
+    clock.now += timedelta(seconds=5)  # the leader's lease runs on
+    standby.reloading.set()
+    assert standby.step()
+    assert not standby.leading
+    assert triggers.load_states(sqlite_engine) == before
+
+
+def test_a_failing_unit_does_not_hold_back_later_fires() -> None:
+    spec = triggers.Spec("hourly", "hourly", "0 * * * *", "UTC")
+    stuck = triggers.FireState(utc(2026, 11, 23, 7), finished=False,
+                               retry_at=utc(2026, 11, 23, 8, 30))
+    # the 07:00 batch keeps failing; at 08:00 the 08:00 fire runs all the same
+    assert triggers.due_runs({"hourly": spec}, {"hourly": stuck}, utc(2026, 11, 23, 8, 0, 5),
+                             7200) == [triggers.Due("hourly", utc(2026, 11, 23, 8), "run")]
+
+
+def test_a_database_error_while_scheduling_does_not_end_the_service(
+        sqlite_engine: Engine, cfg_path: Path) -> None:
+    store.set_org(sqlite_engine, "acme")
+    clock = Clock(utc(2026, 11, 22, 12))
+    svc = service(sqlite_engine, cfg_path, clock)
+    with sqlite_engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE scheduler_fires RENAME TO fires_away")
+    assert svc.step() is False  # took the lease, then could not read the fire table
+    assert svc.leading
+    with sqlite_engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE fires_away RENAME TO scheduler_fires")
+    assert svc.step() is True
+    assert set(triggers.load_states(sqlite_engine)) == {"weekly", "nightly@UTC"}

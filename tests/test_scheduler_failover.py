@@ -14,9 +14,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from reporter import db, ledger, store, triggers
-from reporter.config import load
-from reporter.leader import Lease
+from reporter.jobs import ledger
+from reporter.jobs.config import load
+from reporter.service import triggers
+from reporter.service.lease import Lease
+from reporter.store import db
+from reporter.store import orgs as store
 
 ORGS = 30
 JOBS = """\

@@ -7,10 +7,9 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import Engine
 
-from reporter import store
 from reporter.errors import PeriodError, ReporterError, StoreError
-
-from .helpers import load, row
+from reporter.store import orgs as store
+from tests.helpers import load, row
 
 
 def test_org_created_with_defaults_then_changed(engine: Engine) -> None:
@@ -94,10 +93,8 @@ def test_migrations_match_the_table_definitions(engine: Engine) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from reporter import leader, ledger, triggers
-    from reporter.models import Base
+    from reporter.store.schema import Base
 
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), [
-            Base.metadata, ledger.metadata, leader.metadata, triggers.metadata])
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []

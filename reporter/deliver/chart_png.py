@@ -6,8 +6,8 @@ import io
 
 from PIL import Image, ImageDraw, ImageFont
 
-from ..render.templating import usd
-from ..report import Report
+from reporter.render.templating import usd
+from reporter.report.model import Report
 
 WIDTH, HEIGHT = 600, 220
 LEFT, RIGHT, TOP, BOTTOM = 70, 12, 16, 30

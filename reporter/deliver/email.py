@@ -13,10 +13,10 @@ from typing import Any
 
 import css_inline
 
-from ..render.templating import environment
-from ..report import Report
-from .chart_png import daily_cost_png
-from .subject import context, render_subject
+from reporter.deliver.chart_png import daily_cost_png
+from reporter.deliver.subject import context, render_subject
+from reporter.render.templating import environment
+from reporter.report.model import Report
 
 log = logging.getLogger(__name__)
 TOP = 5

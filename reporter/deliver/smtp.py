@@ -7,14 +7,29 @@ import smtplib
 import ssl
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 
-from ..config import Smtp
-from ..errors import DeliveryError
-from ..fsutil import atomic_write, safe_name
+from reporter.errors import DeliveryError
+from reporter.fsutil import atomic_write, safe_name
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """The ``smtp`` section of jobs.yaml: where and how to send."""
+
+    host: str
+    port: int
+    security: str
+    sender: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    timeout_seconds: float = 30.0
+    retries: int = 3
+    retry_backoff_seconds: float = 2.0
 
 
 class TransientError(DeliveryError):
@@ -51,7 +66,7 @@ def _classify(exc: Exception, where: str) -> DeliveryError:
     return PermanentError(f"{where}: {type(exc).__name__}: {exc}")
 
 
-def _send_once(settings: Smtp, msg: EmailMessage, recipients: list[str]) -> dict[str, str]:
+def _send_once(settings: SmtpSettings, msg: EmailMessage, recipients: list[str]) -> dict[str, str]:
     client: smtplib.SMTP
     if settings.security == "ssl":
         client = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout_seconds,
@@ -67,7 +82,7 @@ def _send_once(settings: Smtp, msg: EmailMessage, recipients: list[str]) -> dict
     return {addr: _reply(*reply) for addr, reply in refused.items()}
 
 
-def send(settings: Smtp, msg: EmailMessage, recipients: list[str],
+def send(settings: SmtpSettings, msg: EmailMessage, recipients: list[str],
          sleep: Callable[[float], None] = time.sleep) -> dict[str, str]:
     """Send ``msg``; retry transient failures with exponential backoff. Returns the
     recipients the server refused while accepting the others; DeliveryError on failure."""

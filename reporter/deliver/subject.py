@@ -10,7 +10,7 @@ from typing import Any
 from jinja2 import StrictUndefined, Template
 from jinja2.sandbox import SandboxedEnvironment
 
-from ..report import Report
+from reporter.report.model import Report
 
 MAX_LENGTH = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u0085]+")

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import RenderError
-from ..fsutil import atomic_write, safe_name
-from ..report import Report
+from reporter.errors import RenderError
+from reporter.fsutil import atomic_write, safe_name
+from reporter.report.model import Report, ReportKey
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +59,17 @@ def render(report: Report, fmt: str, options: Options | None = None) -> bytes:
     return renderer(report, options or Options())
 
 
-def file_stem(report: Report) -> str:
+def file_stem(key: ReportKey) -> str:
     """``<org>_<first>_<last>[_<member>]``, safe whatever the slug or email holds."""
-    stem = f"{safe_name(report.organization.slug)}_{report.period.slug}"
-    if report.member:
-        stem += f"_{safe_name(report.member)}"
+    stem = f"{safe_name(key.organization)}_{key.period.slug}"
+    if key.member:
+        stem += f"_{safe_name(key.member)}"
     return stem
+
+
+def file_name(key: ReportKey, fmt: str) -> str:
+    """The file name of the report ``key`` in format ``fmt``."""
+    return f"{file_stem(key)}.{FORMATS[fmt][1]}"
 
 
 def write(report: Report, formats: Sequence[str], out_dir: Path,
@@ -73,7 +78,7 @@ def write(report: Report, formats: Sequence[str], out_dir: Path,
     paths = []
     for fmt in formats:
         data = render(report, fmt, options)
-        path = out_dir / f"{file_stem(report)}.{FORMATS[fmt][1]}"
+        path = out_dir / file_name(report.key, fmt)
         atomic_write(path, data)
         log.info("wrote %s (%d bytes)", path, len(data))
         paths.append(path)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import time
 
-from ..report import Report
-from . import rollup, svg_chart, templating
+from reporter.render import rollup, svg_chart, templating
+from reporter.report.model import Report
 
 log = logging.getLogger(__name__)
 

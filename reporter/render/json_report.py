@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..money import format_usd
-from ..report import Metrics, Report
+from reporter.money import format_usd
+from reporter.report.model import Metrics, Report
 
 
 def _metrics(m: Metrics) -> dict[str, Any]:

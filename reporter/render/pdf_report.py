@@ -8,10 +8,10 @@ from typing import Any
 
 from weasyprint import HTML
 
-from ..errors import RenderError
-from ..report import Report
-from . import rollup
-from .html_report import page
+from reporter.errors import RenderError
+from reporter.render import rollup
+from reporter.render.html_report import page
+from reporter.report.model import Report
 
 log = logging.getLogger(__name__)
 

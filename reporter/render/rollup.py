@@ -6,9 +6,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from .. import money
-from ..periods import Period
-from ..report import DayRow, MemberRow, MemberUsage, Metrics, ModelDayRow, ProjectRow, Report
+from reporter import money
+from reporter.periods import Period
+from reporter.report.model import (
+    DayRow,
+    MemberRow,
+    MemberUsage,
+    Metrics,
+    ModelDayRow,
+    ProjectRow,
+    Report,
+)
 
 #: bucket -> (its nominal length in days, the phrase a note uses for it); "period" is the
 #: whole period as one row

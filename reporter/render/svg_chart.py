@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from markupsafe import Markup, escape
 
-from ..report import DailyPoint
-from .templating import usd
+from reporter.render.templating import usd
+from reporter.report.model import DailyPoint
 
 WIDTH, HEIGHT = 720, 220
 LEFT, RIGHT, TOP, BOTTOM = 64, 8, 10, 28

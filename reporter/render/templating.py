@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import functools
-import importlib.util
 from datetime import date
 from pathlib import Path
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from .. import money
+from reporter import money
 
 
 def shipped_templates() -> Path:
     """The templates that come with reporter: the installed package's, or the checkout's."""
-    spec = importlib.util.find_spec("reporter.templates")
-    if spec is not None and spec.submodule_search_locations:
-        return Path(next(iter(spec.submodule_search_locations)))
-    return Path(__file__).resolve().parents[2] / "templates"
+    return Path(__file__).resolve().parent.parent / "templates"
 
 
 def usd(nanos: int, places: int = 2) -> str:

@@ -12,10 +12,10 @@ from openpyxl.chart import BarChart, Reference
 from openpyxl.styles import Font
 from openpyxl.workbook import Workbook
 
-from ..money import format_usd
-from ..report import Metrics, Report
-from .xlsx_sheet import Column, Sheet, clean_text, is_risky, usd_format
-from .xlsx_table import TableSheet, splice
+from reporter.money import format_usd
+from reporter.render.xlsx_sheet import Column, Sheet, clean_text, is_risky, usd_format
+from reporter.render.xlsx_table import TableSheet, splice
+from reporter.report.model import Metrics, Report
 
 log = logging.getLogger(__name__)
 

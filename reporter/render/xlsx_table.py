@@ -13,8 +13,8 @@ from zipfile import ZIP_DEFLATED, ZipFile, ZipInfo
 from openpyxl.utils import get_column_letter
 from openpyxl.workbook import Workbook
 
-from ..money import format_usd
-from .xlsx_sheet import Column, Sheet, clean_text, is_risky
+from reporter.money import format_usd
+from reporter.render.xlsx_sheet import Column, Sheet, clean_text, is_risky
 
 #: day 0 of Excel's 1900 date system (serial 1 is 1900-01-01, counting the fictitious 29 Feb)
 EXCEL_EPOCH = date(1899, 12, 30)

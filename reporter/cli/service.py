@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from .cli import Context, common
+from reporter.cli.app import Context, common, main
 
 
 def _service_logging() -> None:
@@ -16,7 +16,7 @@ def _service_logging() -> None:
         logger.setLevel(logging.INFO)
 
 
-@click.command("scheduler")
+@main.command("scheduler")
 @common
 def scheduler_command(ctx: Context) -> None:
     """Run the jobs of the config on their schedules until SIGTERM or SIGINT.
@@ -24,7 +24,7 @@ def scheduler_command(ctx: Context) -> None:
     Several instances may share one database: one schedules, the others stand by and
     take over when it stops. SIGHUP reloads the config.
     """
-    from .scheduler import Service
+    from reporter.service.scheduler import Service
 
     _service_logging()
     service = Service(ctx.engine, ctx.config_path, ctx.database_url)
@@ -32,7 +32,7 @@ def scheduler_command(ctx: Context) -> None:
     service.serve()
 
 
-@click.command("worker")
+@main.command("worker")
 @click.option("--concurrency", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: the config's executor.workers).")
 @click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default="prefork",
@@ -40,7 +40,7 @@ def scheduler_command(ctx: Context) -> None:
 @common
 def worker_command(ctx: Context, concurrency: int | None, pool: str) -> None:
     """Start a Celery worker that runs units sent by 'executor: {kind: celery}'."""
-    from . import celery_app
+    from reporter.service import celery_app
 
     _service_logging()
     loaded = ctx.config

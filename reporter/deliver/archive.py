@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from .. import render
-from ..fsutil import atomic_write, safe_name
-from ..report import Report
+from reporter import render
+from reporter.fsutil import atomic_write, safe_name
+from reporter.report.model import Report, ReportKey
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -19,36 +20,41 @@ MANIFEST = "manifest.json"
 
 @dataclass(frozen=True)
 class StoredFile:
+    """One file written for a stored report."""
+
     format: str
     path: Path
     bytes: int
     sha256: str
 
     def as_dict(self) -> dict[str, str | int]:
+        """The ledger's record of the file."""
         return {"format": self.format, "path": str(self.path), "bytes": self.bytes,
                 "sha256": self.sha256}
 
 
-def folder(output: Path, job: str, report: Report) -> Path:
+def folder(output: Path, job: str, key: ReportKey) -> Path:
     """Where a report of ``job`` is stored; a personal report gets a member folder."""
-    path = output / safe_name(job) / safe_name(report.organization.slug) / report.period.slug
-    return path / safe_name(report.member) if report.member else path
+    path = output / safe_name(job) / safe_name(key.organization) / key.period.slug
+    return path / safe_name(key.member) if key.member else path
 
 
-def file_name(report: Report, fmt: str) -> str:
-    return f"{render.file_stem(report)}.{render.FORMATS[fmt][1]}"
+def paths(output: Path, job: str, key: ReportKey, formats: Sequence[str]) -> list[Path]:
+    """The files storing ``formats`` of the report ``key`` writes."""
+    where = folder(output, job, key)
+    return [where / render.file_name(key, fmt) for fmt in formats]
 
 
 def describe(rendered: dict[str, bytes], report: Report, where: Path) -> list[StoredFile]:
     """What storing would write, without writing it."""
-    return [StoredFile(fmt, where / file_name(report, fmt), len(data),
+    return [StoredFile(fmt, where / render.file_name(report.key, fmt), len(data),
                        hashlib.sha256(data).hexdigest()) for fmt, data in rendered.items()]
 
 
 def store(output: Path, job: str, report: Report, rendered: dict[str, bytes],
           now: datetime) -> list[StoredFile]:
     """Write each rendered format atomically, then the manifest of names and checksums."""
-    where = folder(output, job, report)
+    where = folder(output, job, report.key)
     files = describe(rendered, report, where)
     for item in files:
         atomic_write(item.path, rendered[item.format])

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
 TRIGGERS = ("schedule", "cli", "backfill")
+#: the note on an ``already`` outcome whose unit another process is working on right now
+HELD = "in progress elsewhere"
 
 
 @dataclass(frozen=True)
@@ -27,10 +30,12 @@ class Unit:
 
     @property
     def key(self) -> str:
+        """The ledger's key: job, organization, audience and dates."""
         return f"{self.job}|{self.organization}|{self.audience}|{self.first}|{self.last}"
 
     @property
     def member(self) -> str | None:
+        """The member of a personal report, else None."""
         return self.audience.split(":", 1)[1] if self.audience.startswith("member:") else None
 
 
@@ -46,3 +51,7 @@ class Outcome:
     files: tuple[str, ...] = ()
     recipients: tuple[str, ...] = ()
     note: str | None = None  # why nothing was sent, refused recipients, who holds the unit
+
+
+#: runs units somewhere: (units, force, dry_run, now) -> their outcomes, in order, as they end
+Executor = Callable[[Sequence[Unit], bool, bool, datetime], Iterable[Outcome]]

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from . import money
-from .periods import Period
+from reporter import money
+from reporter.periods import Period
 
 
 @dataclass(slots=True)
@@ -119,6 +119,15 @@ class OrgRef:
     timezone: str
 
 
+@dataclass(frozen=True)
+class ReportKey:
+    """What names a report's files: the organization, the period and the member, if any."""
+
+    organization: str
+    period: Period
+    member: str | None = None
+
+
 @dataclass(slots=True)
 class Report:
     organization: OrgRef
@@ -135,7 +144,13 @@ class Report:
     daily: list[DailyPoint]
 
     @property
+    def key(self) -> ReportKey:
+        """The organization, period and member this report is about."""
+        return ReportKey(self.organization.slug, self.period, self.member)
+
+    @property
     def is_empty(self) -> bool:
+        """No request in the period."""
         return self.summary.requests == 0
 
     @property

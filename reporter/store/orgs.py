@@ -8,9 +8,9 @@ from datetime import UTC, date, datetime
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from . import periods
-from .errors import ReporterError, StoreError
-from .models import ROLES, Membership, Organization, UsageEvent, User
+from reporter import periods
+from reporter.errors import ReporterError, StoreError
+from reporter.store.schema import ROLES, Membership, Organization, UsageEvent, User
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
-from .errors import ConfigError
+from reporter.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from celery import Celery
 
-from .config import BROKER_ENV, DEFAULT_BROKER
-from .units import Outcome, Unit
+from reporter.jobs.config import BROKER_ENV, DEFAULT_BROKER
+from reporter.jobs.units import Outcome, Unit
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,8 @@ def _engine_and_config() -> tuple[Any, Any]:
     """The engine and config of this worker process, opened once (per forked child)."""
     pid = os.getpid()
     if pid not in _state:
-        from . import config, db
+        from reporter.jobs import config
+        from reporter.store import db
 
         path = os.environ.get(CONFIG_ENV, "jobs.yaml")
         loaded = config.load(path)
@@ -112,14 +113,13 @@ def execute_unit(self: Any, unit: dict[str, Any], force: bool, dry_run: bool, no
     """Run one unit through the ledger; the ledger makes a redelivered task harmless."""
     from sqlalchemy.exc import OperationalError
 
-    from . import runner
-    from .executors import advanced
+    from reporter.jobs import runner
 
     engine, loaded = _engine_and_config()
     try:
         outcome = runner.execute(engine, loaded, unit_from_dict(unit),
-                                 now=advanced(datetime.fromisoformat(now), sent), force=force,
-                                 dry_run=dry_run)
+                                 now=runner.advanced(datetime.fromisoformat(now), sent),
+                                 force=force, dry_run=dry_run)
     except OperationalError as exc:  # the database is away: try again later
         raise self.retry(exc=exc) from None
     return outcome_to_dict(outcome)

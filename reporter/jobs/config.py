@@ -11,9 +11,10 @@ from typing import Any
 import yaml
 from jinja2 import TemplateError, TemplateSyntaxError
 
-from . import periods, render
-from .deliver.subject import render_subject, sample_context
-from .errors import ConfigError
+from reporter import periods, render
+from reporter.deliver.smtp import SmtpSettings
+from reporter.deliver.subject import render_subject, sample_context
+from reporter.errors import ConfigError
 
 AUDIENCES = ("admins", "members")
 SECURITY = ("starttls", "ssl", "none")
@@ -32,19 +33,6 @@ class ConfigErrors(ConfigError):
         more = len(messages) - 1
         suffix = f" (and {more} more; see 'reporter validate')" if more else ""
         super().__init__(messages[0] + suffix)
-
-
-@dataclass(frozen=True)
-class Smtp:
-    host: str
-    port: int
-    security: str
-    sender: str
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    timeout_seconds: float = 30.0
-    retries: int = 3
-    retry_backoff_seconds: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -92,7 +80,7 @@ class Config:
     output: Path
     jobs: dict[str, Job]
     database: str | None = None
-    smtp: Smtp | None = None
+    smtp: SmtpSettings | None = None
     templates: Path | None = None
     executor: Executor = field(default_factory=Executor)
     scheduler: Scheduler = field(default_factory=Scheduler)
@@ -302,7 +290,7 @@ def _job(c: _Checker, name: str, node: yaml.Node, line: int) -> Job | None:
                skip_empty, store, email, enabled, line)
 
 
-def _smtp(c: _Checker, node: yaml.Node, env: Mapping[str, str]) -> Smtp | None:
+def _smtp(c: _Checker, node: yaml.Node, env: Mapping[str, str]) -> SmtpSettings | None:
     where = "smtp"
     keys = c.mapping(node, where, ("host", "port", "security", "username", "password_env",
                                    "from", "timeout_seconds", "retries",
@@ -337,7 +325,7 @@ def _smtp(c: _Checker, node: yaml.Node, env: Mapping[str, str]) -> Smtp | None:
     backoff = c.number(keys.get("retry_backoff_seconds"), where, "retry_backoff_seconds", 2.0)
     if len(c.errors) > before or host is None or sender is None:
         return None
-    return Smtp(host, port, security, sender, username, password, timeout, retries, backoff)
+    return SmtpSettings(host, port, security, sender, username, password, timeout, retries, backoff)
 
 
 def _executor(c: _Checker, node: yaml.Node, env: Mapping[str, str]) -> Executor:

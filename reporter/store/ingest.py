@@ -18,9 +18,9 @@ from typing import IO, Any
 from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from . import money
-from .errors import IngestError
-from .models import Membership, Organization, UsageEvent, User
+from reporter import money
+from reporter.errors import IngestError
+from reporter.store.schema import Membership, Organization, UsageEvent, User
 
 log = logging.getLogger(__name__)
 

@@ -5,24 +5,11 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    Column,
-    Date,
-    DateTime,
-    Dialect,
     Engine,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    TypeDecorator,
-    UniqueConstraint,
     insert,
     select,
     update,
@@ -30,8 +17,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
-from .models import NAMING
-from .units import Unit
+from reporter.jobs.units import Unit
+from reporter.store.schema import runs
 
 log = logging.getLogger(__name__)
 
@@ -40,55 +27,6 @@ STATES = ("running", "delivered", "empty", "failed")
 RETRYABLE = ("failed", "empty")
 
 
-class UTCDateTime(TypeDecorator[datetime]):
-    """Aware datetimes in UTC on every database (SQLite keeps them naive)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None,
-                             dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-metadata = MetaData(naming_convention=NAMING)
-runs = Table(
-    "runs", metadata,
-    Column("id", Integer, primary_key=True),
-    Column("job", String(200), nullable=False),
-    Column("organization", String(200), nullable=False),
-    Column("audience", String(400), nullable=False),
-    Column("first_day", Date, nullable=False),
-    Column("last_day", Date, nullable=False),
-    Column("period_name", String(40), nullable=False),
-    Column("state", String(16), nullable=False),
-    Column("trigger", String(16), nullable=False),
-    Column("scheduled_for", UTCDateTime, nullable=True),
-    Column("attempts", Integer, nullable=False),
-    Column("deliveries", Integer, nullable=False),
-    Column("forced", Integer, nullable=False),
-    Column("owner", String(64), nullable=True),
-    Column("claimed_at", UTCDateTime, nullable=True),
-    Column("finished_at", UTCDateTime, nullable=True),
-    Column("delivered_at", UTCDateTime, nullable=True),
-    Column("seconds", Float, nullable=True),
-    Column("error", Text, nullable=True),
-    Column("files", Text, nullable=True),
-    Column("recipients", Text, nullable=True),
-    Column("timings", Text, nullable=True),
-    UniqueConstraint("job", "organization", "audience", "first_day", "last_day",
-                     name="uq_runs_unit"),
-    Index("ix_runs_state", "state"),
-    Index("ix_runs_job_org", "job", "organization"),
-)
 R = runs.c
 
 

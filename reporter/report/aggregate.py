@@ -8,10 +8,9 @@ from typing import Any
 from sqlalchemy import BigInteger, Engine, case, cast, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from . import periods, store
-from .models import Membership, UsageEvent, User
-from .periods import Period
-from .report import (
+from reporter import periods
+from reporter.periods import Period
+from reporter.report.model import (
     DailyPoint,
     DayRow,
     MemberRow,
@@ -24,6 +23,8 @@ from .report import (
     Report,
     Summary,
 )
+from reporter.store import orgs as store
+from reporter.store.schema import Membership, UsageEvent, User
 
 US_PER_DAY = 86_400 * 1_000_000
 EPOCH = date(1970, 1, 1)

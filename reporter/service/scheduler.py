@@ -1,4 +1,4 @@
-"""The scheduler service: cron triggers on APScheduler, catch-up, a leader lease, signals."""
+"""The scheduler service: one loop holds the lease, asks the triggers what is due and runs it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,26 +18,19 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import config as config_module
-from . import executors, runner, store, triggers
-from .errors import ReporterError
-from .leader import Lease, as_utc, utcnow
-from .units import Outcome, Unit
+from reporter.errors import ReporterError
+from reporter.jobs import config as config_module
+from reporter.jobs import plan, runner
+from reporter.jobs.units import HELD, Executor, Outcome, Unit
+from reporter.service import executors, triggers
+from reporter.service.lease import Lease, as_utc, utcnow
+from reporter.store import orgs
 
 log = logging.getLogger(__name__)
 
-FIRE = "reporter.scheduler:fire"
-HELD = runner.HELD
-_services: dict[str, Service] = {}
-
-ExecutorFactory = Callable[[config_module.Config, threading.Event], executors.Executor]
-
-
-def fire(service_id: str, trigger_id: str) -> None:
-    """What APScheduler calls: run whatever the trigger owes now (nothing if it owes nothing)."""
-    service = _services.get(service_id)
-    if service is not None:
-        service.fire(trigger_id)
+ExecutorFactory = Callable[[config_module.Config, threading.Event], Executor]
+#: the longest the loop waits after a database error before trying again
+MAX_BACKOFF_SECONDS = 60.0
 
 
 @dataclass
@@ -50,6 +44,7 @@ class Batch:
 
     @property
     def counts(self) -> Counter[str]:
+        """How many units ended in each state."""
         return Counter(outcome.state for outcome in self.outcomes)
 
     @property
@@ -61,6 +56,7 @@ class Batch:
 
 
 def log_outcome(outcome: Outcome) -> None:
+    """One log line for a unit that ended."""
     unit = outcome.unit
     level = logging.WARNING if outcome.state == "failed" else logging.INFO
     log.log(level, "job %s org %s %s period %s..%s: %s in %.2f s%s", unit.job,
@@ -68,7 +64,7 @@ def log_outcome(outcome: Outcome) -> None:
             outcome.seconds, f": {outcome.error}" if outcome.error else "")
 
 
-def logged(executor: executors.Executor) -> executors.Executor:
+def logged(executor: Executor) -> Executor:
     """The same executor, logging one line per unit as it ends."""
 
     def run(units: Sequence[Unit], force: bool, dry_run: bool,
@@ -81,8 +77,13 @@ def logged(executor: executors.Executor) -> executors.Executor:
 
 
 class Service:
-    """One scheduler instance. Only the holder of the lease schedules; ``tick`` is the
-    clock-free core (what is due at ``now``, run it), ``serve`` the long-running loop."""
+    """One scheduler instance. Only the holder of the lease schedules.
+
+    ``tick`` is the clock-free core (what is due at ``now``, run it); ``serve`` is the one
+    loop of the long-running service: it renews the lease, asks the triggers (APScheduler's
+    cron triggers, in ``triggers``) what is due, hands each due fire to a single runner
+    thread, and sleeps until the next fire time or the next lease renewal.
+    """
 
     def __init__(self, engine: Engine, config_path: Path | str, db_url: str, *,
                  clock: Callable[[], datetime] = utcnow, holder: str | None = None,
@@ -99,26 +100,29 @@ class Service:
         self.stopping = threading.Event()
         self.reloading = threading.Event()
         self.specs: dict[str, triggers.Spec] = {}
+        self.leading = False
         self._halt = threading.Event()
-        self._executor: executors.Executor | None = None
-        self._busy: set[str] = set()
+        self._executor: Executor | None = None
+        self._busy: dict[str, Future[None]] = {}
         self._lock = threading.Lock()
-        self._aps: Any = None
+        self._runner: ThreadPoolExecutor | None = None
 
     def _default_executor(self, config: config_module.Config,
-                          halt: threading.Event) -> executors.Executor:
-        return executors.from_config(config, self.config_path, self.db_url, stop=halt)
+                          halt: threading.Event) -> Executor:
+        return executors.from_config(config, self.db_url, stop=halt)
 
     @property
     def grace_seconds(self) -> int:
+        """How late a fire may still run."""
         return self.config.scheduler.misfire_grace_seconds
 
     # -- the core: what is due, and running it --------------------------------------------
 
     def refresh(self, now: datetime) -> bool:
         """Recompute the triggers (organizations' timezones may have changed) and match the
-        fire table to them; True when the set of triggers changed."""
-        zones = {org.slug: org.timezone for org in store.list_orgs(self.engine)}
+        fire table to them; True when the set of triggers changed. Only the leader calls
+        this: a standby never writes the fire table."""
+        zones = {org.slug: org.timezone for org in orgs.list_orgs(self.engine)}
         specs = triggers.specs_for(self.config, zones)
         changed = specs != self.specs
         if changed:
@@ -127,6 +131,7 @@ class Service:
         return changed
 
     def due(self, now: datetime) -> list[triggers.Due]:
+        """The fires owed at ``now``."""
         return triggers.due_runs(self.specs, triggers.load_states(self.engine), as_utc(now),
                                  self.grace_seconds)
 
@@ -141,8 +146,8 @@ class Service:
         return batches
 
     def run_due(self, due: triggers.Due) -> Batch | None:
-        from . import runner
-
+        """Run one due fire: plan its units in each organization's timezone at the time the
+        fire was scheduled for, run them, and record whether the fire is done."""
         spec = self.specs.get(due.trigger_id)
         if spec is None:
             return None
@@ -158,9 +163,9 @@ class Service:
         started = time.monotonic()
         retry = min(self.config.scheduler.unit_timeout_seconds, 600)
         try:
-            units = runner.plan(self.engine, self.config, spec.job, as_of=due.scheduled_for,
-                                orgs=list(spec.orgs) if spec.orgs is not None else None,
-                                trigger="schedule", scheduled_for=due.scheduled_for)
+            units = plan.plan(self.engine, self.config, spec.job, as_of=due.scheduled_for,
+                              orgs=list(spec.orgs) if spec.orgs is not None else None,
+                              trigger="schedule", scheduled_for=due.scheduled_for)
         except ReporterError as exc:
             log.error("job %s (%s): cannot plan the run scheduled for %s: %s; trying again "
                       "in %d s", spec.job, spec.timezone, due.scheduled_for.isoformat(), exc,
@@ -178,95 +183,90 @@ class Service:
                             retry_at=as_utc(self.clock()) + timedelta(seconds=retry))
         counts = batch.counts
         log.info("job %s (%s) run scheduled for %s: %d delivered, %d already delivered, "
-                 "%d empty, %d failed, %d not run, in %.1f s", spec.job, spec.timezone,
-                 due.scheduled_for.isoformat(), counts["delivered"], counts["already"],
-                 counts["empty"], counts["failed"], len(units) - len(batch.outcomes),
+                 "%d in progress elsewhere, %d empty, %d skipped, %d failed, %d not run, "
+                 "in %.1f s", spec.job, spec.timezone, due.scheduled_for.isoformat(),
+                 counts["delivered"], counts["already"], counts["held"], counts["empty"],
+                 counts["skipped"], counts["failed"], len(units) - len(batch.outcomes),
                  time.monotonic() - started)
         return batch
 
-    def _current_executor(self) -> executors.Executor:
+    def _current_executor(self) -> Executor:
         if self._executor is None:
             self._executor = self.executor_factory(self.config, self._halt)
         return self._executor
 
-    def fire(self, trigger_id: str) -> None:
-        """Run what ``trigger_id`` owes now, unless a fire of it is already running."""
-        with self._lock:
-            if trigger_id in self._busy or self._halt.is_set():
-                return
-            self._busy.add(trigger_id)
+    def _fire(self, trigger_id: str) -> None:
+        """The runner thread's work: what ``trigger_id`` owes now."""
         try:
             self.tick(self.clock(), only=trigger_id)
         except (ReporterError, SQLAlchemyError):
             log.exception("trigger %s: the run failed; it is owed again later", trigger_id)
         finally:
             with self._lock:
-                self._busy.discard(trigger_id)
+                self._busy.pop(trigger_id, None)
 
-    # -- the service: leadership, APScheduler, signals ---------------------------------------
+    # -- the loop: leadership, dispatch, signals ------------------------------------------
 
-    def _start_scheduling(self) -> None:
-        from apscheduler.executors.pool import ThreadPoolExecutor
-        from apscheduler.schedulers.background import BackgroundScheduler
-
-        self._halt = threading.Event()
-        _services[self.id] = self
-        self.specs = {}
-        self.refresh(self.clock())
-        self._aps = BackgroundScheduler(timezone="UTC",
-                                        executors={"default": ThreadPoolExecutor(1)})
-        self._reconcile()
-        self._aps.start()
-        log.info("leading as %s: %d triggers", self.lease.holder, len(self.specs))
-
-    def _reconcile(self) -> None:
-        """APScheduler's jobs := the triggers; ids are job names (``name@timezone`` when the
-        job follows each organization's timezone)."""
-        for job in self._aps.get_jobs():
-            if job.id not in self.specs and not job.id.endswith(":due"):
-                self._aps.remove_job(job.id)
-        for spec in self.specs.values():
-            self._aps.add_job(FIRE, trigger=spec.cron(), args=[self.id, spec.id], id=spec.id,
-                              name=spec.job, replace_existing=True, coalesce=True,
-                              max_instances=1, misfire_grace_time=self.grace_seconds)
-
-    def _poke(self) -> None:
-        """Hand APScheduler a one-off run for each trigger owing a catch-up or a retry."""
-        if self.refresh(self.clock()):
-            self._reconcile()
-        for due in self.due(self.clock()):
+    def dispatch(self) -> None:
+        """Refresh the triggers and hand each fire that is due, and not already in hand,
+        to the runner thread."""
+        now = self.clock()
+        self.refresh(now)
+        if self._runner is None:
+            self._runner = ThreadPoolExecutor(1, thread_name_prefix="reporter-fire")
+        for due in self.due(now):
             with self._lock:
-                if due.trigger_id in self._busy:
+                if due.trigger_id in self._busy or self._halt.is_set():
                     continue
-            self._aps.add_job(FIRE, trigger="date", args=[self.id, due.trigger_id],
-                              id=f"{due.trigger_id}:due", replace_existing=True,
-                              misfire_grace_time=None)
+                self._busy[due.trigger_id] = self._runner.submit(self._fire, due.trigger_id)
 
-    def _stop_scheduling(self) -> None:
+    def next_wake(self, interval: float) -> float:
+        """Seconds to sleep: until the next fire time, at most ``interval``."""
+        now = as_utc(self.clock())
+        until = now + timedelta(seconds=interval)
+        soonest = until
+        for spec in self.specs.values():
+            for fired in triggers.fire_times(spec.cron(), now, until):
+                soonest = min(soonest, fired)
+                break
+        return max(0.05, (soonest - now).total_seconds() + 0.01)
+
+    def _start_leading(self) -> None:
+        self._halt = threading.Event()
+        self.specs = {}
+        self.leading = True
+        log.info("leading as %s", self.lease.holder)
+
+    def _stop_leading(self) -> None:
         """Let the units in hand finish, then stop scheduling."""
         self._halt.set()
-        if self._aps is not None:
-            self._aps.shutdown(wait=True)
-            self._aps = None
+        if self._runner is not None:
+            self._runner.shutdown(wait=True, cancel_futures=True)
+            self._runner = None
+        with self._lock:
+            self._busy.clear()
         close = getattr(self._executor, "close", None)
         if close is not None:
             close()
         self._executor = None
-        _services.pop(self.id, None)
+        self.leading = False
 
     def reload(self) -> None:
-        """Read jobs.yaml again; a broken file is logged and the old one kept."""
+        """Read jobs.yaml again; a broken file is logged and the old one kept. Only the
+        leader matches the fire table to the new triggers."""
         try:
             self.config = config_module.load(self.config_path)
         except ReporterError as exc:
             log.error("reload: %s; keeping the previous configuration", exc)
             return
         self._executor = None
-        if self.refresh(self.clock()) and self._aps is not None:
-            self._reconcile()
-        log.info("reloaded %s: %d triggers", self.config_path, len(self.specs))
+        if self.leading:
+            self.refresh(self.clock())
+        log.info("reloaded %s", self.config_path)
 
     def install_signals(self) -> None:
+        """SIGTERM and SIGINT finish the units in hand, then exit; SIGHUP reloads."""
+
         def stop(signum: int, _frame: Any) -> None:
             log.info("%s: finishing the units in hand, then exiting",
                      signal.Signals(signum).name)
@@ -276,44 +276,64 @@ class Service:
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, lambda _s, _f: self.reloading.set())
 
+    def step(self) -> bool:
+        """One turn of the loop: renew or take the lease, reload when asked, dispatch what
+        is due. Database errors are logged and end the turn; False when it failed."""
+        try:
+            holds = self.lease.acquire()
+        except SQLAlchemyError as exc:
+            log.warning("lease: %s", str(exc).splitlines()[0])
+            return False
+        if holds and not self.leading:
+            self._start_leading()
+        elif self.leading and not holds:
+            log.warning("lost the lease; standing by")
+            self._stop_leading()
+        if self.reloading.is_set():
+            self.reloading.clear()
+            self.reload()
+        if not self.leading:
+            return True
+        try:
+            self.dispatch()
+        except SQLAlchemyError as exc:
+            log.warning("scheduling: %s; trying again", str(exc).splitlines()[0])
+            return False
+        return True
+
     def serve(self, *, poll_seconds: float | None = None) -> None:
         """Hold or wait for the lease, schedule while holding it, stop on ``stopping``."""
         interval = poll_seconds or max(0.5, self.config.scheduler.lease_seconds / 3)
-        leading = False
+        backoff = interval
         log.info("scheduler %s started; lease %d s", self.lease.holder,
                  self.config.scheduler.lease_seconds)
         while not self.stopping.is_set():
             try:
-                holds = self.lease.acquire()
+                ok = self.step()
+            except ReporterError as exc:
+                log.error("%s", exc)
+                ok = False
+            if ok:
+                backoff = interval
+                wait = self.next_wake(interval) if self.leading else interval
+            else:
+                wait = backoff
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS,
+                              max(interval, self.config.scheduler.lease_seconds / 2))
+            self.stopping.wait(wait)
+        if self.leading:
+            self._stop_leading()
+            try:
+                self.lease.release()
             except SQLAlchemyError as exc:
                 log.warning("lease: %s", str(exc).splitlines()[0])
-                holds = False
-            if holds and not leading:
-                self._start_scheduling()
-                leading = True
-            elif leading and not holds:
-                log.warning("lost the lease; standing by")
-                self._stop_scheduling()
-                leading = False
-            if leading:
-                if self.reloading.is_set():
-                    self.reloading.clear()
-                    self.reload()
-                self._poke()
-            elif self.reloading.is_set():
-                self.reloading.clear()
-                self.reload()
-            self.stopping.wait(interval)
-        if leading:
-            self._stop_scheduling()
-            self.lease.release()
         log.info("scheduler %s stopped", self.lease.holder)
 
 
 def next_runs(config: config_module.Config, engine: Engine, now: datetime,
               count: int = 3) -> dict[str, list[datetime]]:
     """The next ``count`` fire times of each trigger (for ``reporter jobs``)."""
-    zones = {org.slug: org.timezone for org in store.list_orgs(engine)}
+    zones = {org.slug: org.timezone for org in orgs.list_orgs(engine)}
     out: dict[str, list[datetime]] = {}
     for spec_id, spec in triggers.specs_for(config, zones).items():
         times: Iterable[datetime] = triggers.fire_times(spec.cron(), as_utc(now),

@@ -9,34 +9,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
-    Column,
     Engine,
-    MetaData,
-    String,
-    Table,
     delete,
     insert,
     select,
     update,
 )
 
-from .config import Config, cron_trigger
-from .ledger import UTCDateTime
+from reporter.jobs.config import Config, cron_trigger
+from reporter.store.schema import fires
 
 log = logging.getLogger(__name__)
 
-metadata = MetaData()
-fires = Table(
-    "scheduler_fires", metadata,
-    Column("trigger_id", String(300), primary_key=True),
-    Column("job", String(200), nullable=False),
-    Column("schedule", String(200), nullable=False),
-    Column("timezone", String(64), nullable=False),
-    Column("last_fire", UTCDateTime, nullable=False),
-    Column("finished", Boolean, nullable=False),
-    Column("retry_at", UTCDateTime, nullable=True),
-)
 F = fires.c
 
 
@@ -55,6 +39,7 @@ class Spec:
     orgs: tuple[str, ...] | None = None
 
     def cron(self) -> Any:
+        """APScheduler's CronTrigger for this schedule in this timezone."""
         return cron_trigger(self.schedule, self.timezone)
 
 
@@ -114,29 +99,31 @@ def fire_times(cron: Any, after: datetime, until: datetime) -> Iterator[datetime
 
 def due_runs(specs: Mapping[str, Spec], states: Mapping[str, FireState], now: datetime,
              grace_seconds: float) -> list[Due]:
-    """What each trigger owes at ``now``: a batch left unfinished (resumed), else the latest
-    fire since the last one (missed fires coalesce into it), within ``grace_seconds``."""
+    """What each trigger owes at ``now``: the latest fire since the last one started (missed
+    fires coalesce into it), within ``grace_seconds``; else the last fire again when its
+    batch was left unfinished and its retry time has come. A newer fire always wins over a
+    retry, so a unit that keeps failing never holds back the fires after it."""
     grace = timedelta(seconds=grace_seconds)
     out: list[Due] = []
     for spec_id, spec in sorted(specs.items()):
         state = states.get(spec_id)
         if state is None:
             continue
-        if not state.finished:
-            if state.retry_at is not None and now < state.retry_at:
-                continue
-            kind = "resume" if now - state.last_fire <= grace else "missed"
-            out.append(Due(spec_id, state.last_fire, kind))
-            continue
         latest = None
         for fired in fire_times(spec.cron(), max(state.last_fire, now - grace * 2), now):
             latest = fired
         if latest is not None and latest > state.last_fire:
             out.append(Due(spec_id, latest, "run" if now - latest <= grace else "missed"))
+        elif not state.finished:
+            if state.retry_at is not None and now < state.retry_at:
+                continue
+            kind = "resume" if now - state.last_fire <= grace else "missed"
+            out.append(Due(spec_id, state.last_fire, kind))
     return out
 
 
 def load_states(engine: Engine) -> dict[str, FireState]:
+    """Every trigger's last fire, from the fire table."""
     with engine.connect() as conn:
         return {row.trigger_id: FireState(row.last_fire, row.finished, row.retry_at)
                 for row in conn.execute(select(fires))}

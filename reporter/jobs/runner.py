@@ -1,4 +1,4 @@
-"""Runs: plan a job into units, then claim, build, render, store and send each exactly once."""
+"""Running units: claim each in the ledger, then build, render, store and send it once."""
 
 from __future__ import annotations
 
@@ -6,81 +6,31 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
-from . import aggregate, ledger, periods, render, store
-from .config import Config, Job
-from .deliver import email, smtp
-from .deliver import store as stored
-from .errors import ConfigError, DeliveryError, PeriodError, ReporterError
-from .periods import Period
-from .report import Report
-from .units import Outcome, Unit
+from reporter import render
+from reporter.deliver import archive, email, smtp
+from reporter.errors import DeliveryError, ReporterError
+from reporter.jobs import ledger, plan
+from reporter.jobs.config import Config, Job
+from reporter.jobs.units import HELD, Executor, Outcome, Unit
+from reporter.periods import Period
+from reporter.report import aggregate
+from reporter.report.model import Report, ReportKey
+from reporter.store import orgs as store
 
 log = logging.getLogger(__name__)
 
-#: the note on an ``already`` outcome whose unit another process is working on right now
-HELD = "in progress elsewhere"
-
-Executor = Callable[[Sequence[Unit], bool, bool, datetime], Iterable[Outcome]]
 
 
-def _org_slugs(engine: Engine, job: Job, orgs: list[str] | None) -> list[str]:
-    known = [o.slug for o in store.list_orgs(engine)]
-    if orgs:
-        for slug in orgs:
-            if slug not in known:
-                raise ConfigError(f"job {job.name!r}: unknown organization {slug!r}")
-            if job.organizations is not None and slug not in job.organizations:
-                raise ConfigError(f"job {job.name!r} does not report on {slug!r}")
-        return list(orgs)
-    if job.organizations is None:
-        return known
-    for slug in job.organizations:
-        if slug not in known:
-            raise ConfigError(f"job {job.name!r}: unknown organization {slug!r}")
-    return list(job.organizations)
-
-
-def audiences(engine: Engine, job: Job, org_slug: str) -> list[str]:
-    """The audience keys of one organization: ``admins``, ``list`` or ``member:<email>``."""
-    if job.audience != "members":
-        return [job.audience]
-    org = store.get_org(engine, org_slug)
-    return [f"member:{m.email}" for m in store.members(engine, org.id) if m.active]
-
-
-def plan(engine: Engine, config: Config, job_name: str, *, as_of: datetime,
-         orgs: list[str] | None = None, period: str | None = None, first: date | None = None,
-         last: date | None = None, trigger: str = "cli",
-         scheduled_for: datetime | None = None) -> list[Unit]:
-    """One unit per (organization, audience or recipient), the period resolved in each
-    organization's timezone at ``scheduled_for`` (else ``as_of``)."""
-    job = config.job(job_name)
-    reference = scheduled_for or as_of
-    name = period if period is not None else (None if first or last else job.period)
-    units = []
-    for slug in _org_slugs(engine, job, orgs):
-        resolved = aggregate.resolve_period(engine, slug, name, reference, first=first,
-                                            last=last)
-        for audience in audiences(engine, job, slug):
-            units.append(Unit(job.name, slug, audience, resolved.name, resolved.first,
-                              resolved.last, trigger, scheduled_for))
-    return units
-
-
-def recipients(engine: Engine, job: Job, unit: Unit) -> list[str]:
-    """Who receives the unit now: active owners and admins, the list, or the member."""
-    if unit.audience == "list":
-        return list(job.addresses)
-    org = store.get_org(engine, unit.organization)
-    people = store.members(engine, org.id)
-    if unit.member is not None:
-        return [m.email for m in people if m.email == unit.member]
-    return [m.email for m in people if m.role in ("owner", "admin")]
+def advanced(now: datetime, sent: float) -> datetime:
+    """The batch's ``now`` moved on by the time since the unit was sent (``time.time()``),
+    so the ledger's claim times advance through a batch run by other processes."""
+    return now + timedelta(seconds=max(0.0, time.time() - sent))
 
 
 def _period(engine: Engine, unit: Unit) -> Period:
@@ -103,7 +53,7 @@ def _deliver(engine: Engine, config: Config, job: Job, unit: Unit, now: datetime
              force: bool, timings: dict[str, float], files: list[dict[str, Any]],
              sent_to: list[str]) -> tuple[str, str | None]:
     """Build, render, store and send one unit; the end state and a note."""
-    people = recipients(engine, job, unit)
+    people = plan.recipients(engine, job, unit)
     if unit.member is not None and not people:
         return "empty", f"{unit.member} is no longer a member; nothing sent"
     clock = time.monotonic()
@@ -115,10 +65,10 @@ def _deliver(engine: Engine, config: Config, job: Job, unit: Unit, now: datetime
     clock = time.monotonic()
     rendered = _render(config, report, _formats_needed(job))
     timings["render"] = time.monotonic() - clock
-    where = stored.folder(config.output, job.name, report)
+    where = archive.folder(config.output, job.name, report.key)
     if job.store:
         clock = time.monotonic()
-        files += [f.as_dict() for f in stored.store(config.output, job.name, report, rendered,
+        files += [f.as_dict() for f in archive.store(config.output, job.name, report, rendered,
                                                     now)]
         timings["store"] = time.monotonic() - clock
     if job.email is None:
@@ -126,8 +76,9 @@ def _deliver(engine: Engine, config: Config, job: Job, unit: Unit, now: datetime
     if not people:
         raise DeliveryError(f"organization {unit.organization!r} has no owners or admins "
                             f"to send job {job.name!r} to")
-    attachments = [email.Attachment(stored.file_name(report, fmt), rendered[fmt],
-                                    where / stored.file_name(report, fmt) if job.store else None)
+    attachments = [email.Attachment(render.file_name(report.key, fmt), rendered[fmt],
+                                    where / render.file_name(report.key, fmt)
+                                    if job.store else None)
                    for fmt in job.email.attach]
     msg = email.build(report, job=job.name, subject=job.email.subject, sender=config.email_from,
                       recipients=people, attachments=attachments,
@@ -157,25 +108,15 @@ def _dry_run(engine: Engine, config: Config, unit: Unit, force: bool) -> Outcome
         return Outcome(unit, "already", files=tuple(f["path"] for f in record.files),
                        recipients=tuple(record.recipients))
     period = _period(engine, unit)
-    people = recipients(engine, job, unit) if job.email else []
+    people = plan.recipients(engine, job, unit) if job.email else []
     if job.skip_empty:
         report = aggregate.build(engine, unit.organization, period, member=unit.member)
         if report.is_empty:
             return Outcome(unit, "empty", note="no usage in the period; nothing would be sent")
-    where = stored.folder(config.output, job.name, _placeholder(unit, period))
-    files = tuple(str(where / f"{render.file_stem(_placeholder(unit, period))}."
-                                f"{render.FORMATS[fmt][1]}")
-                  for fmt in (job.formats if job.store else ()))
+    key = ReportKey(unit.organization, period, unit.member)
+    files = tuple(str(path) for path in archive.paths(config.output, job.name, key,
+                                                        job.formats if job.store else ()))
     return Outcome(unit, "planned", files=files, recipients=tuple(people))
-
-
-def _placeholder(unit: Unit, period: Period) -> Report:
-    """An empty report carrying only what file names are made of."""
-    from .report import OrgRef, Summary
-
-    return Report(OrgRef(unit.organization, unit.organization, period.timezone), period,
-                  unit.member, None, datetime.now().astimezone(), Summary(), [], [], [], [],
-                  [], [])
 
 
 def execute(engine: Engine, config: Config, unit: Unit, *, now: datetime, force: bool = False,
@@ -250,46 +191,22 @@ def run_units(engine: Engine, config: Config, units: Sequence[Unit], *, now: dat
     return outcomes
 
 
-def periods_in(kind: str, first: date, last: date) -> list[tuple[date, date]]:
-    """Every complete period of ``kind`` lying inside ``first..last``."""
-    if first > last:
-        raise PeriodError(f"--from {first} is after --to {last}")
-    out = []
-    if kind == "previous-week":
-        day = first + timedelta(days=(7 - first.weekday()) % 7)
-        while day + timedelta(days=6) <= last:
-            out.append((day, day + timedelta(days=6)))
-            day += timedelta(days=7)
-    elif kind in ("previous-month", "month-to-date"):
-        day = first if first.day == 1 else (first.replace(day=28) + timedelta(days=4)).replace(
-            day=1)
-        while True:
-            end = (day.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
-            if end > last:
-                break
-            out.append((day, end))
-            day = end + timedelta(days=1)
-    elif kind in periods.ROLLING:
-        length = periods.ROLLING[kind]
-        day = first
-        while day + timedelta(days=length - 1) <= last:
-            out.append((day, day + timedelta(days=length - 1)))
-            day += timedelta(days=length)
-    else:
-        raise PeriodError(f"a job with period {kind!r} has no periods to backfill")
-    return out
 
 
-def backfill(engine: Engine, config: Config, job_name: str, *, first: date, last: date,
-             orgs: list[str] | None = None) -> list[Unit]:
-    """The units of every period of the job's kind inside ``first..last``."""
-    job = config.job(job_name)
-    spans = periods_in(job.period, first, last)
-    if not spans:
-        raise PeriodError(f"no complete {job.period} period between {first} and {last}")
-    units = []
-    for slug in _org_slugs(engine, job, orgs):
-        for audience in audiences(engine, job, slug):
-            for start, end in spans:
-                units.append(Unit(job.name, slug, audience, job.period, start, end, "backfill"))
-    return units
+def run_every_job(engine: Engine, config: Config, *, now: datetime) -> list[Path]:
+    """Run each enabled job of the config once (what ``reporter demo`` does after loading its
+    data); the files stored and the outbox messages. DeliveryError when a unit failed."""
+    written: list[Path] = []
+    failures = []
+    for name, job in config.jobs.items():
+        if not job.enabled:
+            continue
+        units = plan.plan(engine, config, name, as_of=now, trigger="cli")
+        for outcome in run_units(engine, config, units, now=now):
+            written += [Path(p) for p in outcome.files]
+            if outcome.state == "failed":
+                failures.append(f"{name} {outcome.unit.organization} {outcome.unit.audience}: "
+                                f"{outcome.error}")
+    if failures:
+        raise DeliveryError(f"{len(failures)} demo units failed; first: {failures[0]}")
+    return written

@@ -1,4 +1,4 @@
-"""Executors: run units one after another, on a local process pool, or as Celery tasks."""
+"""The local pool: units on worker processes of this machine, which end with their parent."""
 
 from __future__ import annotations
 
@@ -8,62 +8,33 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
-
-from .config import Config
-from .units import Outcome, Unit
+from reporter.jobs import runner
+from reporter.jobs.config import Config
+from reporter.jobs.units import Outcome, Unit
 
 log = logging.getLogger(__name__)
-
-#: what ``runner.run_units`` accepts: (units, force, dry_run, now) -> outcomes as they end
-Executor = Callable[[Sequence[Unit], bool, bool, datetime], Iterable[Outcome]]
-
-
-def serial(engine: Engine, config: Config, stop: threading.Event | None = None) -> Executor:
-    """Every unit in this process, one after another."""
-    from . import runner
-
-    def run(units: Sequence[Unit], force: bool, dry_run: bool,
-            now: datetime) -> Iterator[Outcome]:
-        for unit in units:
-            if stop is not None and stop.is_set():
-                return
-            yield runner.execute(engine, config, unit, now=now, force=force, dry_run=dry_run)
-
-    return run
-
-
-# -- the local pool: state of one worker process ------------------------------------------
 
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(config_path: str, db_url: str) -> None:
-    """Open the engine and load the config once per worker process."""
-    from . import config, db
+def _init_worker(config: Config, db_url: str) -> None:
+    """Open the engine once per worker process; the config is the parent's, validated once,
+    so a batch never mixes two versions of jobs.yaml."""
+    from reporter.store import db
 
     _worker["engine"] = db.open_engine(db_url, migrate=False)
-    _worker["config"] = config.load(config_path)
-
-
-def advanced(now: datetime, sent: float) -> datetime:
-    """The batch's ``now`` moved on by the time since the unit was sent, so the ledger's
-    claim times advance through a batch as they do when units run in-process."""
-    return now + timedelta(seconds=max(0.0, time.time() - sent))
+    _worker["config"] = config
 
 
 def _execute(unit: Unit, force: bool, dry_run: bool, now: datetime, sent: float) -> Outcome:
-    from . import runner
-
-    return runner.execute(_worker["engine"], _worker["config"], unit, now=advanced(now, sent),
-                          force=force, dry_run=dry_run)
+    return runner.execute(_worker["engine"], _worker["config"], unit,
+                          now=runner.advanced(now, sent), force=force, dry_run=dry_run)
 
 
 class LocalPool:
@@ -74,10 +45,10 @@ class LocalPool:
     ones in hand finish.
     """
 
-    def __init__(self, config_path: Path | str, db_url: str, *, workers: int | None = None,
+    def __init__(self, config: Config, db_url: str, *, workers: int | None = None,
                  max_reports: int = 50, stop: threading.Event | None = None,
                  task: Callable[[Unit, bool, bool, datetime, float], Outcome] = _execute) -> None:
-        self.config_path = str(Path(config_path).resolve())
+        self.config = config
         self.db_url = db_url
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.max_reports = max_reports
@@ -89,10 +60,10 @@ class LocalPool:
         if self._pool is None:
             # new workers fork from a server that has the pipeline imported already
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["reporter.runner", "reporter.executors"])
+            context.set_forkserver_preload(["reporter.jobs.runner", "reporter.service.executors"])
             self._pool = ProcessPoolExecutor(
                 self.workers, mp_context=context, initializer=_init_worker,
-                initargs=(self.config_path, self.db_url), max_tasks_per_child=self.max_reports)
+                initargs=(self.config, self.db_url), max_tasks_per_child=self.max_reports)
         return self._pool
 
     def close(self) -> None:
@@ -134,14 +105,3 @@ class LocalPool:
             return Outcome(unit, "failed", error=f"{type(exc).__name__}: {exc}")
 
 
-def from_config(config: Config, config_path: Path | str, db_url: str, *,
-                stop: threading.Event | None = None) -> Executor:
-    """The executor ``config.executor`` asks for, as a callable ``run_units`` accepts."""
-    settings = config.executor
-    if settings.kind == "celery":
-        from .celery_app import CeleryExecutor
-
-        return CeleryExecutor(settings.broker_url,
-                              timeout_seconds=config.scheduler.unit_timeout_seconds, stop=stop)
-    return LocalPool(config_path, db_url, workers=settings.workers,
-                     max_reports=settings.max_reports_per_worker, stop=stop)

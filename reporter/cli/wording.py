@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from .config import Config
-from .ledger import Record
-from .units import Outcome
+from reporter.jobs.config import Config
+from reporter.jobs.ledger import Record
+from reporter.jobs.units import Outcome
 
 SUMMARY_STATES = (("delivered", "delivered"), ("already", "already delivered"),
                   ("empty", "empty"), ("failed", "failed"), ("planned", "planned"))

@@ -11,9 +11,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from . import store
-from .ingest import IngestResult, ingest_rows
-from .periods import local_midnight, zone
+from reporter.periods import local_midnight, zone
+from reporter.store import orgs as store
+from reporter.store.ingest import IngestResult, ingest_rows
 
 log = logging.getLogger(__name__)
 

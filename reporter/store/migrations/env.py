@@ -1,18 +1,17 @@
-"""Alembic environment: runs on the connection handed in by reporter.db.upgrade."""
+"""Alembic environment: runs on the connection handed in by reporter.store.db.upgrade."""
 
 from alembic import context
 from sqlalchemy import create_engine
 
-from reporter import leader, ledger, triggers
-from reporter.models import Base
+from reporter.store.schema import Base
 
 config = context.config
 # every table the migrations create, so that autogenerate compares against all of them
-target_metadata = [Base.metadata, ledger.metadata, leader.metadata, triggers.metadata]
+target_metadata = Base.metadata
 connection = config.attributes.get("connection")
 
 if connection is None:  # command-line alembic: take the URL from the environment
-    from reporter.db import normalize_url, resolve_url
+    from reporter.store.db import normalize_url, resolve_url
 
     engine = create_engine(normalize_url(resolve_url(None)))
     with engine.begin() as conn:

@@ -9,20 +9,12 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Column, Engine, MetaData, String, Table, insert, or_, select, update
+from sqlalchemy import Engine, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from .ledger import UTCDateTime
+from reporter.store.schema import leases
 
 log = logging.getLogger(__name__)
-
-metadata = MetaData()
-leases = Table(
-    "scheduler_leases", metadata,
-    Column("name", String(100), primary_key=True),
-    Column("holder", String(200), nullable=False),
-    Column("expires_at", UTCDateTime, nullable=False),
-)
 
 Clock = Callable[[], datetime]
 

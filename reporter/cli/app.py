@@ -1,0 +1,140 @@
+"""The command group and what every command shares: options, context, one-line errors."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy import Engine
+
+from reporter.errors import ReporterError
+from reporter.jobs import config as config_module
+from reporter.jobs.config import Config
+from reporter.periods import NAMES, parse_date
+from reporter.store import db
+
+log = logging.getLogger("reporter")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Context:
+    """What every command shares: the config path, the database URL, the clock."""
+
+    def __init__(self, config: str, db_url: str | None) -> None:
+        self.config_path = Path(config)
+        self.db_url = db_url
+        self._engine: Engine | None = None
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        """The validated jobs file (ConfigError when it is missing or wrong)."""
+        if self._config is None:
+            self._config = config_module.load(self.config_path)
+        return self._config
+
+    @property
+    def database_url(self) -> str:
+        configured = (self._config.database if self._config is not None
+                      else config_module.database_setting(self.config_path))
+        return db.resolve_url(self.db_url, configured)
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = db.open_engine(self.database_url)
+        return self._engine
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+
+def common(func: F) -> F:
+    """Add ``--config``, ``--db`` and ``-v`` to a command and hand it a Context."""
+
+    @click.option("--config", "config", default="jobs.yaml", show_default=True,
+                  metavar="PATH", help="The jobs file.")
+    @click.option("--db", "db_url", default=None, metavar="URL",
+                  help="Database URL (default: REPORTER_DATABASE_URL, the config's "
+                       "'database', then sqlite:///reporter.db).")
+    @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+    @functools.wraps(func)
+    def wrapper(config: str, db_url: str | None, verbose: int, **kwargs: Any) -> Any:
+        _setup_logging(verbose)
+        context = Context(config, db_url)
+        try:
+            return func(context, **kwargs)
+        finally:
+            context.close()
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"
+                                           if verbose else "%(levelname)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def _date(_ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return parse_date(value, param.opts[0] if param.opts else str(param.name))
+    except ReporterError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def period_options(func: F) -> F:
+    func = click.option("--to", "last", callback=_date, metavar="DATE",
+                        help="Last day, inclusive (YYYY-MM-DD).")(func)
+    func = click.option("--from", "first", callback=_date, metavar="DATE",
+                        help="First day (YYYY-MM-DD).")(func)
+    return click.option("--period", metavar="NAME",
+                        help=f"One of: {', '.join(NAMES)}.")(func)
+
+
+class Group(click.Group):
+    """Turns a ReporterError or a usage error into one line on stderr and exit status 1 or 2."""
+
+    def main(self, args: Any = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        try:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        except click.ClickException as exc:
+            click.echo(f"reporter: error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("reporter: aborted", err=True)
+            sys.exit(1)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ReporterError as exc:
+            click.echo(f"reporter: error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="reporter")
+def main() -> None:
+    """Usage reports for AI gateway usage: ingest events, generate and deliver reports."""
+
+

@@ -1,0 +1,166 @@
+"""Every table, on one MetaData: organizations, members, usage events, the run ledger and
+the scheduler's fire table and lease."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+ROLES = ("owner", "admin", "member")
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(300))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str | None] = mapped_column(String(300), nullable=True)
+
+
+class Membership(Base):
+    __tablename__ = "memberships"
+
+    organization_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), default="member")
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class UsageEvent(Base):
+    """One API request. ``ts_us`` is microseconds since the Unix epoch, UTC;
+    ``cost_nanos`` is the cost in nano-dollars (1e-9 USD), exact."""
+
+    __tablename__ = "usage_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    ts_us: Mapped[int] = mapped_column(BigInteger)
+    model: Mapped[str] = mapped_column(Text)
+    project: Mapped[str | None] = mapped_column(Text, nullable=True)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_write_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_nanos: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        Index("ix_usage_events_org_ts", "organization_id", "ts_us"),
+        Index("ix_usage_events_org_user_ts", "organization_id", "user_id", "ts_us"),
+    )
+
+
+# -- the run ledger, the scheduler's fire table and its lease ------------------------------
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in UTC on every database (SQLite keeps them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None,
+                             dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+runs = Table(
+    "runs", Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("job", String(200), nullable=False),
+    Column("organization", String(200), nullable=False),
+    Column("audience", String(400), nullable=False),
+    Column("first_day", Date, nullable=False),
+    Column("last_day", Date, nullable=False),
+    Column("period_name", String(40), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("trigger", String(16), nullable=False),
+    Column("scheduled_for", UTCDateTime, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("deliveries", Integer, nullable=False),
+    Column("forced", Integer, nullable=False),
+    Column("owner", String(64), nullable=True),
+    Column("claimed_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("seconds", Float, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("files", Text, nullable=True),
+    Column("recipients", Text, nullable=True),
+    Column("timings", Text, nullable=True),
+    UniqueConstraint("job", "organization", "audience", "first_day", "last_day",
+                     name="uq_runs_unit"),
+    Index("ix_runs_state", "state"),
+    Index("ix_runs_job_org", "job", "organization"),
+)
+
+fires = Table(
+    "scheduler_fires", Base.metadata,
+    Column("trigger_id", String(300), primary_key=True),
+    Column("job", String(200), nullable=False),
+    Column("schedule", String(200), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("last_fire", UTCDateTime, nullable=False),
+    Column("finished", Boolean, nullable=False),
+    Column("retry_at", UTCDateTime, nullable=True),
+)
+leases = Table(
+    "scheduler_leases", Base.metadata,
+    Column("name", String(100), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+
+__all__ = ["ROLES", "Base", "Membership", "Organization", "UTCDateTime", "UsageEvent", "User",
+           "fires", "leases", "runs"]
