@@ -30,6 +30,12 @@ class SmtpSettings:
     timeout_seconds: float = 30.0
     retries: int = 3
     retry_backoff_seconds: float = 2.0
+    #: a PEM file of CA certificates to verify the server with (a private CA); None: the
+    #: system's trust store
+    ca_file: str | None = None
+    #: send AUTH over a connection that is not encrypted (``security: none``) to a host
+    #: that is not loopback; off unless the config says so explicitly
+    allow_plaintext_auth: bool = False
 
 
 class TransientError(DeliveryError):
