@@ -18,8 +18,10 @@ import pytest
 from sqlalchemy import Engine
 
 from reporter import periods
+from reporter.errors import RenderError
 from reporter.render import json_report, xlsx_report
-from reporter.render.xlsx_sheet import clean_text, is_risky
+from reporter.render.xlsx_sheet import Column, cell_text, clean_text, is_risky
+from reporter.render.xlsx_table import EMPTY_SHEET_DATA, TableSheet, splice
 from reporter.report import aggregate
 from reporter.report.model import Report
 from reporter.store import orgs as store
@@ -190,6 +192,8 @@ def test_text_helpers() -> None:
     assert not is_risky("a=b")
     assert clean_text("a\x00b\x1fc\ufffe") == "a\ufffdb\ufffdc\ufffd"
     assert len(clean_text("x" * 40_000)) == 32_767
+    # text that reads like an OOXML escape keeps its underscore as the escape of "_"
+    assert cell_text("a_x000D_b_X0041_c_x00_") == "a_x005F_x000D_b_X0041_c_x00_"
 
 
 def test_empty_period_and_personal_report(sqlite_engine: Engine, tmp_path: Path) -> None:
@@ -239,7 +243,8 @@ def _libreoffice_csv(path: Path, profile: Path) -> dict[str, list[list[str]]]:
     sheets = {}
     for csv_path in out.glob("*.csv"):
         sheet = csv_path.stem.removeprefix(path.stem + "-")
-        sheets[sheet] = list(csv.reader(io.StringIO(csv_path.read_text("utf-8"))))
+        with csv_path.open(encoding="utf-8", newline="") as stream:  # CRs in cells stay
+            sheets[sheet] = list(csv.reader(stream))
     return sheets
 
 
@@ -252,6 +257,8 @@ def _usd(shown: str) -> Decimal:
 @pytest.mark.libreoffice
 def test_libreoffice_reads_what_finance_expects(sqlite_engine: Engine, tmp_path: Path) -> None:
     report = _report(sqlite_engine)
+    [dave] = [m for m in report.by_member if m.email == "dave@acme.com"]
+    dave.name = "typed _x000D_ and a\rb"  # an escape look-alike is text; a CR stays a CR
     data = json.loads(json_report.render(report, None))
     path, _ = _open(report, tmp_path)
     sheets = _libreoffice_csv(path, tmp_path / "lo-profile")
@@ -288,3 +295,72 @@ def test_libreoffice_reads_what_finance_expects(sqlite_engine: Engine, tmp_path:
     assert ("+1-2@acme.com", "@SUM(A1)") in members
     assert ("bob@acme.com", "=1+1") in members
     assert ("alice@acme.com", "Alice 🚀") in members
+    assert ("dave@acme.com", "typed _x000D_ and a\rb") in members
+
+
+#: line ends and tabs a name may hold; each must come back from the file exactly as it went in
+LINE_ENDS = ["a\r\nb", "a\rb", "a\nb", "a\tb", "a\r\n\r\nb\r", "x\r"]
+
+
+def test_line_ends_and_tabs_come_back_exactly(sqlite_engine: Engine, tmp_path: Path) -> None:
+    store.set_org(sqlite_engine, "acme", name="Acme\r\nCorp\rEU", timezone="UTC")
+    load(sqlite_engine, [
+        # ingest trims the ends of a model id or project, so theirs are inside
+        row(f"e{n}", "2024-03-08T12:00:00Z", email=f"u{n}@acme.com",
+            model=f"model {text} end", project=f"project {text} end", cost="1")
+        for n, text in enumerate(LINE_ENDS)])
+    for n, text in enumerate(LINE_ENDS):
+        store.set_member(sqlite_engine, "acme", f"u{n}@acme.com", name=f"name {text}")
+    period = periods.resolve(None, "UTC", NOW, first=date(2024, 3, 8), last=date(2024, 3, 8))
+    report = aggregate.build(sqlite_engine, "acme", period, now=NOW)
+    _, wb = _open(report, tmp_path)
+
+    names = {r[1] for r in wb["By Member"].iter_rows(min_row=2, values_only=True) if r[1]}
+    assert names == {f"name {text}" for text in LINE_ENDS}
+    models = {r[0] for r in wb["By Model"].iter_rows(min_row=2, values_only=True)}
+    assert {f"model {text} end" for text in LINE_ENDS} <= models
+    projects = {r[0] for r in wb["By Project"].iter_rows(min_row=2, values_only=True)}
+    assert {f"project {text} end" for text in LINE_ENDS} <= projects
+    members = {r[3] for r in wb["By Model, Day & Member"].iter_rows(min_row=2,
+                                                                     values_only=True)}
+    assert {f"name {text}" for text in LINE_ENDS} <= members
+    # the summary sheet and the document properties are written by openpyxl itself
+    summary = {r[0]: r[1] for r in wb["Summary"].iter_rows(min_row=3, max_col=2,
+                                                           values_only=True) if r[0]}
+    assert summary["Organization"] == "Acme\r\nCorp\rEU"
+    assert wb["Summary"]["A1"].value == report.title
+    assert wb.properties.title == report.title
+
+
+def _table_package(sheet_data: bytes | None = None) -> tuple[bytes, TableSheet]:
+    """A workbook of one table sheet as openpyxl saves it, its sheetData replaced if given."""
+    wb = openpyxl.Workbook(write_only=True)
+    table = TableSheet(wb, "T", [Column("Name", "text")], 2, [("a",)])
+    saved = io.BytesIO()
+    wb.save(saved)
+    if sheet_data is None:
+        return saved.getvalue(), table
+    out = io.BytesIO()
+    with zipfile.ZipFile(saved) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                data = EMPTY_SHEET_DATA.sub(sheet_data, data)
+            dst.writestr(info, data)
+    return out.getvalue(), table
+
+
+def test_a_package_openpyxl_laid_out_otherwise_is_a_render_error() -> None:
+    package, table = _table_package()
+    with zipfile.ZipFile(io.BytesIO(splice(package, [table]))) as archive:
+        assert "<t>a</t>" in archive.read("xl/worksheets/sheet1.xml").decode()
+
+    package, table = _table_package(b'<sheetData><row r="1"/></sheetData>')
+    with pytest.raises(RenderError, match=r"^openpyxl \d+\.\d+ wrote a sheet reporter cannot "
+                       r"splice \(xl/worksheets/sheet1.xml has no empty sheetData to fill\); "
+                       r"supported: 3\.1$"):
+        splice(package, [table])
+    package, table = _table_package()
+    table.ws._path = "/xl/worksheets/elsewhere.xml"  # what a renamed part would look like
+    with pytest.raises(RenderError, match=r"no part xl/worksheets/elsewhere.xml in the package"):
+        splice(package, [table])

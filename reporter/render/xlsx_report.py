@@ -13,7 +13,7 @@ from openpyxl.styles import Font
 from openpyxl.workbook import Workbook
 
 from reporter.money import format_usd
-from reporter.render.xlsx_sheet import Column, Sheet, clean_text, is_risky, usd_format
+from reporter.render.xlsx_sheet import Column, Sheet, cell_text, clean_text, is_risky, usd_format
 from reporter.render.xlsx_table import TableSheet, splice
 from reporter.report.model import Metrics, Report
 
@@ -95,7 +95,7 @@ def _summary_sheet(wb: Workbook, report: Report) -> None:
     ws.page_setup.fitToHeight = 0
     title = sheet.cell(quote=is_risky(report.title))
     title.font = Font(bold=True, size=14)
-    title.value = clean_text(report.title)
+    title.value = cell_text(report.title)
     title.data_type = "s"
     ws.append([title])
     ws.append([])

@@ -22,6 +22,9 @@ RISKY_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 ERROR_CODES = frozenset(("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A"))
 #: characters XML 1.0 cannot hold (control characters, lone surrogates, non-characters)
 _ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+#: the underscore of text that reads like an OOXML escape (``_x000D_`` is a carriage return to
+#: Excel and LibreOffice); it is written as ``_x005F_``, the escape of "_", to stay text
+_ESCAPE_LOOKALIKE = re.compile("_(?=x[0-9A-Fa-f]{4}_)")
 MAX_TEXT = 32_767  # Excel's limit for one cell
 MAX_WIDTH = 60
 
@@ -39,6 +42,15 @@ def usd_format(places: int) -> str:
 def clean_text(value: str) -> str:
     """Text a worksheet can hold: illegal characters become U+FFFD, cut at Excel's limit."""
     return _ILLEGAL.sub("\ufffd", value)[:MAX_TEXT]
+
+
+def cell_text(value: str) -> str:
+    """``clean_text`` for a cell: text that reads like an OOXML escape is kept as written.
+
+    A carriage return needs no care here: the sheet's XML holds it as ``&#13;`` (see
+    ``xlsx_table.keep_carriage_returns``), which every XML reader gives back as CR.
+    """
+    return _ESCAPE_LOOKALIKE.sub("_x005F_", clean_text(value))
 
 
 def is_risky(value: str) -> bool:
@@ -96,7 +108,7 @@ class Sheet:
         """``value`` cleaned, or None when it must be written as quoted text."""
         if value in self._texts:
             return self._texts[value]
-        cleaned = clean_text(value)
+        cleaned = cell_text(value)
         result = None if is_risky(cleaned) else cleaned
         self._texts[value] = result
         return result
@@ -113,7 +125,7 @@ class Sheet:
                 if safe is not None:
                     return safe
                 # openpyxl makes "=..." a formula and "#N/A" an error: force text
-                quoted.value = clean_text(value)
+                quoted.value = cell_text(value)
                 quoted.data_type = "s"
                 return quoted
             return put_text

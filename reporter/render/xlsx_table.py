@@ -10,16 +10,37 @@ from typing import Any
 from xml.sax.saxutils import escape
 from zipfile import ZIP_DEFLATED, ZipFile, ZipInfo
 
+import openpyxl
 from openpyxl.utils import get_column_letter
 from openpyxl.workbook import Workbook
 
+from reporter.errors import RenderError
 from reporter.money import format_usd
-from reporter.render.xlsx_sheet import Column, Sheet, clean_text, is_risky
+from reporter.render.xlsx_sheet import Column, Sheet, cell_text, is_risky
 
 #: day 0 of Excel's 1900 date system (serial 1 is 1900-01-01, counting the fictitious 29 Feb)
 EXCEL_EPOCH = date(1899, 12, 30)
 EMPTY_SHEET_DATA = re.compile(rb"<sheetData\s*/>|<sheetData>\s*</sheetData>")
 CHUNK_ROWS = 2000
+#: the openpyxl minor version whose saved package ``splice`` knows (pinned in pyproject.toml)
+SUPPORTED_OPENPYXL = "3.1"
+
+
+def unsupported(what: str) -> RenderError:
+    """The error for an openpyxl whose output is not what ``splice`` was written against."""
+    version = ".".join(openpyxl.__version__.split(".")[:2])
+    return RenderError(f"openpyxl {version} wrote a sheet reporter cannot splice ({what}); "
+                       f"supported: {SUPPORTED_OPENPYXL}")
+
+
+def keep_carriage_returns(xml: bytes) -> bytes:
+    """XML with each carriage return as ``&#13;``, which a reader gives back as CR.
+
+    A raw CR is turned into a line feed by every XML parser (end-of-line handling), so
+    ``a\r\nb`` would come back as ``a\nb``. openpyxl writes CR raw, and only in text
+    and attribute values, where the character reference means the same character.
+    """
+    return xml.replace(b"\r", b"&#13;")
 
 
 class TableSheet(Sheet):
@@ -47,7 +68,9 @@ class TableSheet(Sheet):
     def _style(self, kind: str, *, total: bool = False, quote: bool = False,
                header: bool = False) -> int:
         cell = self.cell(self._format(kind), total=total, quote=quote, header=header)
-        style_id: int = cell.style_id
+        style_id = getattr(cell, "style_id", None)
+        if not isinstance(style_id, int):
+            raise unsupported(f"a cell's style_id is {style_id!r}, not an index")
         return style_id
 
     def _formatter(self, index: int, kind: str, total: bool = False) -> Callable[[Any, str], str]:
@@ -63,12 +86,13 @@ class TableSheet(Sheet):
                     return ""
                 body = cache.get(value)
                 if body is None:
-                    cleaned = clean_text(value)
+                    cleaned = cell_text(value)
                     space = ' xml:space="preserve"' if cleaned != cleaned.strip() else ""
                     style = f' s="{quoted}"' if is_risky(cleaned) else bold
+                    xml = escape(cleaned).replace("\r", "&#13;")
                     # inline text is never read as a formula or an error value
                     body = cache[value] = (f'{style} t="inlineStr"><is><t{space}>'
-                                           f"{escape(cleaned)}</t></is></c>")
+                                           f"{xml}</t></is></c>")
                 return f'<c r="{col}{r}"{body}'
             return text
         style = self._style(kind, total=total)
@@ -117,23 +141,39 @@ class TableSheet(Sheet):
 
 
 def splice(package: bytes, tables: Sequence[TableSheet]) -> bytes:
-    """The package openpyxl saved, with each table's rows put into its empty sheetData."""
-    parts = {table.ws.path.lstrip("/"): table for table in tables}
+    """The package openpyxl saved, with each table's rows put into its empty sheetData.
+
+    Every other XML part is copied with its carriage returns kept (``keep_carriage_returns``).
+    A package laid out otherwise than openpyxl 3.1 does is a ``RenderError``, never a
+    workbook with an empty sheet.
+    """
+    parts: dict[str, TableSheet] = {}
+    for table in tables:
+        path = getattr(table.ws, "path", None)
+        if not isinstance(path, str):
+            raise unsupported(f"sheet {table.ws.title!r} has no part name")
+        parts[path.lstrip("/")] = table
     out = BytesIO()
     with ZipFile(BytesIO(package)) as src, ZipFile(out, "w", ZIP_DEFLATED) as dst:
+        missing = set(parts) - set(src.namelist())
+        if missing:
+            raise unsupported(f"no part {', '.join(sorted(missing))} in the package")
         for info in src.infolist():
             data = src.read(info)
-            table = parts.get(info.filename)
-            if table is None:
+            if info.filename.endswith(".xml"):
+                data = keep_carriage_returns(data)
+            spliced = parts.get(info.filename)
+            if spliced is None:
                 dst.writestr(info, data)
                 continue
             match = EMPTY_SHEET_DATA.search(data)
-            assert match is not None, f"{info.filename}: no empty sheetData"
+            if match is None:
+                raise unsupported(f"{info.filename} has no empty sheetData to fill")
             entry = ZipInfo(info.filename, date_time=info.date_time)
             entry.compress_type = ZIP_DEFLATED
             with dst.open(entry, "w") as stream:
                 stream.write(data[:match.start()])
-                for chunk in table.sheet_data():
+                for chunk in spliced.sheet_data():
                     stream.write(chunk)
                 stream.write(data[match.end():])
     return out.getvalue()
