@@ -1,0 +1,209 @@
+"""The layout stays true: no import cycles, each layer imports only those below it, small
+modules, and docstrings on every package, public function, class and method.
+
+Imports are read with ``ast`` (function-level ones too), so nothing is imported to check.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent / "reporter"
+MIGRATIONS = ROOT / "store" / "migrations" / "versions"
+MAX_LINES = 400
+
+FOUNDATION = "foundation"
+#: the modules of the foundation layer (besides the package ``reporter`` itself)
+FOUNDATION_MODULES = {"errors", "money", "periods", "fsutil", "addresses"}
+BELOW_JOBS = {FOUNDATION, "store", "report", "render", "deliver"}
+#: layer -> the layers its modules may import (their own layer always)
+ALLOWED: dict[str, set[str]] = {
+    FOUNDATION: {FOUNDATION},
+    "store": {FOUNDATION},
+    "report": {FOUNDATION, "store"},
+    # a renderer never queries the database: it reads the report model only
+    "render": {FOUNDATION, "report"},
+    "deliver": {FOUNDATION, "report", "render"},
+    "jobs": BELOW_JOBS,
+    "service": BELOW_JOBS | {"jobs"},
+    "cli": BELOW_JOBS | {"jobs", "service"},
+}
+
+
+@dataclass(frozen=True)
+class Import:
+    """One ``import`` of a reporter module: who imports whom, and on which line."""
+
+    importer: str
+    imported: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{module_path(self.importer)}:{self.line}: imports {self.imported}"
+
+
+@cache
+def modules() -> dict[str, Path]:
+    """Every module of the package by dotted name (a package by its own name)."""
+    found = {}
+    for path in sorted(ROOT.rglob("*.py")):
+        parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
+
+
+def module_path(name: str) -> str:
+    """A module's file, relative to the checkout."""
+    return str(modules()[name].relative_to(ROOT.parent))
+
+
+def _resolve(name: str) -> str:
+    """The module a dotted name is in: ``reporter.x.y`` for ``reporter.x.y.SomeClass``."""
+    while name not in modules():
+        name = name.rsplit(".", 1)[0]
+    return name
+
+
+@cache
+def imports() -> tuple[Import, ...]:
+    """Every import of one reporter module by another, at any depth in the file."""
+    found = []
+    for name, path in modules().items():
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(path.read_text("utf-8"), str(path))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parent = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    base = ".".join([*parent, base] if base else parent)
+                # ``from reporter.x import y`` imports the module reporter.x.y if there is one
+                targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules()
+                           else base for alias in node.names]
+            for target in targets:
+                if target == "reporter" or target.startswith("reporter."):
+                    imported = _resolve(target)
+                    if imported != name:
+                        found.append(Import(name, imported, node.lineno))
+    return tuple(found)
+
+
+def layer(name: str) -> str:
+    """The layer of a module: a package under reporter/, or the foundation."""
+    parts = name.split(".")
+    if len(parts) == 1 or parts[1] in FOUNDATION_MODULES:
+        return FOUNDATION
+    if parts[1] in ALLOWED:
+        return parts[1]
+    raise AssertionError(f"{module_path(name)}: in no layer; add it to tests/test_architecture.py "
+                         "and docs/ARCHITECTURE.md")
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of the graph as a path of names (first == last), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt):], nxt]
+            if nxt not in state and (found := visit(nxt)) is not None:
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (found := visit(start)) is not None:
+            return found
+    return None
+
+
+def test_the_reader_finds_imports_of_every_form() -> None:
+    edges = {(i.importer, i.imported) for i in imports()}
+    # ``from reporter.store import orgs as store`` names a module
+    assert ("reporter.report.aggregate", "reporter.store.orgs") in edges
+    # ``from reporter.errors import X`` names a class in a module
+    assert ("reporter.store.db", "reporter.errors") in edges
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_no_import_cycles() -> None:
+    graph: dict[str, set[str]] = {}
+    for edge in imports():
+        graph.setdefault(edge.importer, set()).add(edge.imported)
+    cycle = _cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_each_layer_imports_only_the_layers_below_it() -> None:
+    wrong = [f"{edge} ({layer(edge.importer)} may not import {layer(edge.imported)})"
+             for edge in imports()
+             if layer(edge.imported) not in ALLOWED[layer(edge.importer)] | {
+                 layer(edge.importer)}]
+    assert wrong == []
+
+
+def test_nothing_imports_the_cli() -> None:
+    wrong = [str(edge) for edge in imports()
+             if layer(edge.imported) == "cli" and layer(edge.importer) != "cli"]
+    assert wrong == []
+
+
+def _counted() -> Iterator[Path]:
+    for path in modules().values():
+        if MIGRATIONS not in path.parents:
+            yield path
+
+
+def test_modules_are_small() -> None:
+    big = {str(p.relative_to(ROOT.parent)): n for p in _counted()
+           if (n := len(p.read_text("utf-8").splitlines())) > MAX_LINES}
+    assert big == {}, f"modules over {MAX_LINES} lines: split them by what they do"
+
+
+@pytest.mark.parametrize("package", sorted(n for n, p in modules().items()
+                                           if p.name == "__init__.py" and
+                                           MIGRATIONS not in p.parents))
+def test_every_package_says_what_it_holds_and_may_import(package: str) -> None:
+    path = modules()[package]
+    doc = ast.get_docstring(ast.parse(path.read_text("utf-8")))
+    assert doc, f"{module_path(package)}: no docstring"
+    assert "import" in doc.lower(), f"{module_path(package)}: say what the package may import"
+
+
+def _undocumented(path: Path) -> Iterator[str]:
+    tree = ast.parse(path.read_text("utf-8"))
+    where = path.relative_to(ROOT.parent)
+    if not ast.get_docstring(tree):
+        yield f"{where}: module"
+    kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    for node in tree.body:
+        if not isinstance(node, kinds) or node.name.startswith("_"):
+            continue
+        if not ast.get_docstring(node):
+            yield f"{where}:{node.lineno}: {node.name}"
+        if isinstance(node, ast.ClassDef):
+            for method in node.body:
+                if (isinstance(method, ast.FunctionDef | ast.AsyncFunctionDef)
+                        and not method.name.startswith("_") and not ast.get_docstring(method)):
+                    yield f"{where}:{method.lineno}: {node.name}.{method.name}"
+
+
+def test_public_functions_classes_and_methods_have_docstrings() -> None:
+    missing = [item for path in _counted() for item in _undocumented(path)]
+    assert missing == [], f"{len(missing)} without a docstring:\n" + "\n".join(missing)
