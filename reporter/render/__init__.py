@@ -1,4 +1,9 @@
-"""Renderers: one report model in, bytes of a format out; ``write`` puts them on disk."""
+"""Renderers: one report model in, bytes of a format out; ``write`` puts them on disk.
+
+One module per format (html, pdf, xlsx, json) behind ``FORMATS``; the templates are in
+reporter/templates. May import: the foundation modules and reporter.report (never store:
+a renderer does not query the database).
+"""
 
 from __future__ import annotations
 
