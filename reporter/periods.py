@@ -94,11 +94,25 @@ def local_date(instant: datetime, tz: ZoneInfo) -> date:
     return instant.astimezone(tz).date()
 
 
+#: the dates a period may hold: wide enough for any usage, narrow enough that the period
+#: before it and the instants around it (any timezone) stay within what datetime can hold
+FIRST_DATE, LAST_DATE = date(1900, 1, 1), date(9998, 12, 31)
+
+
+def check_date(day: date, what: str = "date") -> date:
+    """``day``, or PeriodError when it lies outside FIRST_DATE..LAST_DATE."""
+    if not FIRST_DATE <= day <= LAST_DATE:
+        raise PeriodError(f"{what} {day.isoformat()} is out of range "
+                          f"({FIRST_DATE.isoformat()} to {LAST_DATE.isoformat()})")
+    return day
+
+
 def parse_date(text: str, what: str = "date") -> date:
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise PeriodError(f"{what} {text!r} is not a date (YYYY-MM-DD)") from None
+    return check_date(day, what)
 
 
 def resolve(
@@ -122,6 +136,8 @@ def resolve(
             raise PeriodError("give a period name or both --from and --to")
         if first > last:
             raise PeriodError(f"--from {first} is after --to {last}")
+        check_date(first, "--from")
+        check_date(last, "--to")
         return Period(CUSTOM, first, last, timezone)
     if first is not None or last is not None:
         raise PeriodError("give either a period name or --from/--to, not both")

@@ -174,7 +174,8 @@ def test_database_url_from_the_environment(tmp_path: Path,
     assert not (tmp_path / "reporter.db").exists()
     # --db wins over the environment
     result = CliRunner().invoke(main, ["org", "list", "--db", f"sqlite:///{tmp_path / 'x.db'}"])
-    assert result.output == ""
+    one_line_error(result, f"database {tmp_path / 'x.db'} does not exist")
+    assert not (tmp_path / "x.db").exists()
 
 
 def test_project_id_command(tmp_path: Path) -> None:
@@ -183,6 +184,150 @@ def test_project_id_command(tmp_path: Path) -> None:
                                                         encoding="utf-8")
     result = CliRunner().invoke(main, ["project-id", str(tmp_path)])
     assert (result.exit_code, result.output) == (0, "p-1\n")
+
+
+SECRET = "s3cr3t-pw"
+
+
+@pytest.mark.parametrize("url", [
+    f"postgresql://u:{SECRET}@host:abc/db",              # a port that is not a number
+    f"postgresql://u:{SECRET}@[::1/db",                  # an unclosed IPv6 bracket
+    f"u:{SECRET}@host/db",                               # no scheme
+    f"nosuch://u:{SECRET}@host/db",                      # no such dialect
+    f"postgresql://u:p@{SECRET}@127.0.0.1:1/db",         # an '@' in the password, unescaped
+    f"postgresql://u:{SECRET}@127.0.0.1:1/db",           # nothing listens
+    f"postgresql://u@127.0.0.1:1/db?password={SECRET}",  # the password as a parameter
+    f"postgresql://u:{SECRET}@127.0.0.1:5432/no_such_db_here",
+])
+def test_database_url_password_is_never_shown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              url: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    for args in (["org", "list", "--db", url], ["--db", url, "org", "set", "acme"]):
+        result = CliRunner().invoke(main, args, prog_name="reporter")
+        one_line_error(result, "reporter: error: database")
+        assert SECRET not in result.output + result.stderr, result.stderr
+        assert "***" in result.stderr or "password" not in url, result.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ("runs",), ("org", "list"), ("jobs",), ("validate",),
+    ("generate", "--org", "acme", "--period", "all"),
+    ("member", "remove", "acme", "a@acme.com"),
+])
+def test_reading_a_missing_sqlite_file_does_not_create_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "jobs.yaml").write_text(JOBS, encoding="utf-8")
+    missing = tmp_path / "misspelled" / "reporter.db"
+    result = CliRunner().invoke(main, [*args, "--db", f"sqlite:///{missing}"])
+    one_line_error(result, f"database {missing} does not exist", "reporter demo")
+    assert not missing.parent.exists()
+
+
+@pytest.mark.parametrize("args", [
+    ("org", "set", "acme"), ("member", "set", "acme", "a@acme.com"),
+    ("run", "weekly", "--dry-run"), ("backfill", "weekly", "--from", "2026-01-05", "--to",
+                                     "2026-01-11", "--dry-run"),
+])
+def test_writing_commands_create_the_sqlite_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "jobs.yaml").write_text(JOBS, encoding="utf-8")
+    fresh = tmp_path / "new" / "reporter.db"
+    result = CliRunner().invoke(main, [*args, "--db", f"sqlite:///{fresh}"])
+    assert result.exit_code == 0, result.output + result.stderr
+    assert fresh.is_file()
+
+
+@pytest.mark.parametrize("content", [b"hello\n", b"SQLite format 3\x00" + b"\xab" * 5000])
+def test_a_file_that_is_not_a_database_is_one_line(tmp_path: Path, content: bytes) -> None:
+    bad = tmp_path / "x.db"
+    bad.write_bytes(content)
+    for args in (["org", "list"], ["org", "set", "acme"], ["runs"]):
+        result = CliRunner().invoke(main, [*args, "--db", f"sqlite:///{bad}"])
+        one_line_error(result, f"database {bad}")
+    assert bad.read_bytes() == content  # left as it was
+
+
+def test_a_database_that_breaks_after_opening_is_one_line(tmp_path: Path,
+                                                          sqlite_template: Path) -> None:
+    path = tmp_path / "r.db"
+    data = bytearray(sqlite_template.read_bytes())
+    page = 4096
+    data[2 * page:] = b"\xab" * (len(data) - 2 * page)  # the header survives, the tables do not
+    path.write_bytes(bytes(data))
+    result = CliRunner().invoke(main, ["org", "list", "--db", f"sqlite:///{path}"])
+    one_line_error(result, f"database {path}")
+
+
+JOBS = """\
+output: out
+jobs:
+  weekly:
+    period: previous-week
+    formats: [json]
+"""
+
+
+def test_shared_options_go_before_or_after_the_command(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REPORTER_DATABASE_URL", raising=False)
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    (folder / "jobs.yaml").write_text(JOBS, encoding="utf-8")
+    config, url = str(folder / "jobs.yaml"), f"sqlite:///{tmp_path / 'a.db'}"
+    assert CliRunner().invoke(main, ["--db", url, "org", "set", "acme"]).exit_code == 0
+    assert (tmp_path / "a.db").is_file()
+    before = CliRunner().invoke(main, ["--config", config, "--db", url, "-v", "run", "weekly",
+                                       "--dry-run"])
+    after = CliRunner().invoke(main, ["run", "weekly", "--dry-run", "--config", config, "--db",
+                                      url, "-v"])
+    assert before.exit_code == after.exit_code == 0, before.stderr + after.stderr
+    assert before.stdout == after.stdout
+    assert "planned" in before.stdout and "acme" in before.stdout
+    # the command's own option wins over the group's
+    mixed = CliRunner().invoke(main, ["--config", "nope.yaml", "--db", "sqlite:///nope.db",
+                                      "run", "weekly", "--dry-run", "--config", config,
+                                      "--db", url])
+    assert mixed.stdout == before.stdout, mixed.stderr
+    # the group's option reaches a subgroup's command
+    listed = CliRunner().invoke(main, ["--db", url, "org", "list"])
+    assert listed.stdout == "acme\tacme\tUTC\n", listed.stderr
+    # -v at either place turns on INFO logging
+    result = CliRunner().invoke(main, ["-v", "--db", f"sqlite:///{tmp_path / 'b.db'}",
+                                       "org", "set", "acme"])
+    assert "INFO" in result.stderr and "migrating" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("out", ["{file}/x", "/proc/no/such/folder"])
+def test_an_output_folder_that_cannot_be_made_is_one_line(cli, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                          out: str) -> None:
+    cli("org", "set", "acme")
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    folder = out.format(file=tmp_path / "a-file")
+    result = cli("generate", "--org", "acme", "--period", "all", "--out", folder)
+    one_line_error(result, "cannot create folder", folder)
+
+
+@pytest.mark.parametrize(("zone", "first", "last", "needle"), [
+    ("Pacific/Kiritimati", "0001-01-01", "0001-01-07", "--from 0001-01-01 is out of range"),
+    ("America/Adak", "0001-01-01", "0001-01-07", "--from 0001-01-01 is out of range"),
+    ("America/Adak", "9999-12-01", "9999-12-31", "--from 9999-12-01 is out of range"),
+    ("Pacific/Kiritimati", "2026-01-01", "9999-12-31", "--to 9999-12-31 is out of range"),
+])
+def test_dates_far_away_are_one_line(cli, zone: str, first: str,  # type: ignore[no-untyped-def]
+                                     last: str, needle: str) -> None:
+    cli("org", "set", "acme", "--timezone", zone)
+    one_line_error(cli("generate", "--org", "acme", "--from", first, "--to", last), needle)
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "America/Adak"])
+def test_dates_at_the_edges_of_the_range_work(cli, zone: str) -> None:  # type: ignore[no-untyped-def]
+    cli("org", "set", "acme", "--timezone", zone)
+    for first, last in (("1900-01-01", "1900-12-31"), ("9998-12-01", "9998-12-31")):
+        result = cli("generate", "--org", "acme", "--from", first, "--to", last)
+        assert result.exit_code == 0, result.stderr
 
 
 # ---------------------------------------------------------------- real processes

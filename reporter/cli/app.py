@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 from sqlalchemy import Engine
+from sqlalchemy.exc import DatabaseError, OperationalError
 
 from reporter.errors import ReporterError
 from reporter.jobs import config as config_module
@@ -24,11 +25,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Context:
-    """What every command shares: the config path, the database URL, the clock."""
+    """What every command shares: the config path, the database URL, the clock.
 
-    def __init__(self, config: str, db_url: str | None) -> None:
+    ``create_database``: whether the command may create a SQLite file that does not exist
+    (commands that only read say that it does not exist instead).
+    """
+
+    def __init__(self, config: str, db_url: str | None, *, create_database: bool = True) -> None:
         self.config_path = Path(config)
         self.db_url = db_url
+        self.create_database = create_database
         self._engine: Engine | None = None
         self._config: Config | None = None
 
@@ -48,7 +54,7 @@ class Context:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = db.open_engine(self.database_url)
+            self._engine = db.open_engine(self.database_url, create=self.create_database)
         return self._engine
 
     def now(self) -> datetime:
@@ -60,25 +66,73 @@ class Context:
             self._engine = None
 
 
-def common(func: F) -> F:
-    """Add ``--config``, ``--db`` and ``-v`` to a command and hand it a Context."""
+#: commands that write to the database and so may create a SQLite file that does not exist
+#: yet; every other command only reads and says the file is missing
+CREATES_DATABASE = frozenset({"ingest", "org set", "member set", "demo", "run", "backfill",
+                              "scheduler", "worker"})
+DEFAULT_CONFIG = "jobs.yaml"
+_SHARED = "reporter.shared_options"
 
-    @click.option("--config", "config", default="jobs.yaml", show_default=True,
-                  metavar="PATH", help="The jobs file.")
-    @click.option("--db", "db_url", default=None, metavar="URL",
-                  help="Database URL (default: REPORTER_DATABASE_URL, the config's "
-                       "'database', then sqlite:///reporter.db).")
-    @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+
+def _command_name(ctx: click.Context) -> str:
+    """``org set`` for ``reporter org set``: the names below the top-level group."""
+    names = []
+    while ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(reversed(names))
+
+
+def _shared_options(func: F) -> F:
+    """``--config``, ``--db`` and ``-v``: on the group (``reporter --db URL run JOB``) and on
+    every command (``reporter run JOB --db URL``); the command's own value wins."""
+    func = click.option("-v", "--verbose", count=True,
+                        help="More log output (-vv for debug).")(func)
+    func = click.option("--db", "db_url", default=None, metavar="URL",
+                        help="Database URL (default: REPORTER_DATABASE_URL, the config's "
+                             "'database', then sqlite:///reporter.db).")(func)
+    return click.option("--config", "config", default=None, metavar="PATH",
+                        help=f"The jobs file (default: {DEFAULT_CONFIG}).")(func)
+
+
+def common(func: F | None = None, *, creates_database: bool | None = None) -> Any:
+    """Add ``--config``, ``--db`` and ``-v`` to a command and hand it a Context.
+
+    ``creates_database``: whether the command may create a missing SQLite file (default:
+    whether its name is in CREATES_DATABASE). Database failures that are not bugs (a file
+    that is not a database, a server gone away) become one line naming the database.
+    """
+    if func is None:
+        return functools.partial(common, creates_database=creates_database)
+
+    @_shared_options
     @functools.wraps(func)
-    def wrapper(config: str, db_url: str | None, verbose: int, **kwargs: Any) -> Any:
-        _setup_logging(verbose)
-        context = Context(config, db_url)
+    def wrapper(config: str | None, db_url: str | None, verbose: int, **kwargs: Any) -> Any:
+        click_ctx = click.get_current_context()
+        shared = click_ctx.meta.get(_SHARED, {})
+        config = config or shared.get("config") or DEFAULT_CONFIG
+        db_url = db_url or shared.get("db_url")
+        _setup_logging(verbose + shared.get("verbose", 0))
+        creates = (creates_database if creates_database is not None
+                   else _command_name(click_ctx) in CREATES_DATABASE)
+        context = Context(config, db_url, create_database=creates)
         try:
             return func(context, **kwargs)
+        except (OperationalError, DatabaseError) as exc:
+            if not _environmental(exc):
+                raise
+            log.debug("database error", exc_info=True)
+            raise db.failure(context.database_url, exc) from exc
         finally:
             context.close()
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
+
+
+def _environmental(exc: DatabaseError) -> bool:
+    """A driver error that is the database's state, not a bug: no connection, a lock held
+    too long, a file that is not (or no longer) a database."""
+    return isinstance(exc, OperationalError) or type(exc) is DatabaseError
 
 
 def _setup_logging(verbose: int) -> None:
@@ -134,7 +188,10 @@ class Group(click.Group):
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="reporter")
-def main() -> None:
+@_shared_options
+@click.pass_context
+def main(ctx: click.Context, config: str | None, db_url: str | None, verbose: int) -> None:
     """Usage reports for AI gateway usage: ingest events, generate and deliver reports."""
+    ctx.meta[_SHARED] = {"config": config, "db_url": db_url, "verbose": verbose}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import smtplib
 import ssl
@@ -51,7 +52,17 @@ def _reply(code: int, message: bytes | str) -> str:
     return f"{code} {' '.join(text.split())}"
 
 
-def _classify(exc: Exception, where: str) -> DeliveryError:
+def _tls_failure(exc: ssl.SSLError, settings: SmtpSettings) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        hint = ("smtp.ca_file does not hold the CA that signed it" if settings.ca_file
+                else "set smtp.ca_file to the CA that signed it")
+        return f"certificate verify failed: {exc.verify_message} ({hint})"
+    return f"TLS failed: {exc.reason or exc}"
+
+
+def _classify(exc: smtplib.SMTPException | OSError, where: str,
+              settings: SmtpSettings) -> DeliveryError:
+    """An SMTP or network failure as a TransientError (worth retrying) or a PermanentError."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         replies = "; ".join(f"{addr}: {_reply(*reply)}" for addr, reply in
                             exc.recipients.items())
@@ -60,48 +71,94 @@ def _classify(exc: Exception, where: str) -> DeliveryError:
         return kind(f"{where}: recipients refused: {replies}")
     if isinstance(exc, smtplib.SMTPResponseException):
         kind = PermanentError if exc.smtp_code >= 500 else TransientError
-        return kind(f"{where}: server replied {_reply(exc.smtp_code, exc.smtp_error)}")
+        action = " (login refused)" if isinstance(exc, smtplib.SMTPAuthenticationError) else ""
+        return kind(f"{where}: server replied {_reply(exc.smtp_code, exc.smtp_error)}{action}")
     if isinstance(exc, smtplib.SMTPServerDisconnected):
         return TransientError(f"{where}: connection closed: {exc}")
+    if isinstance(exc, smtplib.SMTPException):  # no STARTTLS or AUTH offered, ...
+        return PermanentError(f"{where}: {exc}")
     if isinstance(exc, ssl.SSLError):
-        return PermanentError(f"{where}: TLS failed: {exc.reason or exc}")
+        return PermanentError(f"{where}: {_tls_failure(exc, settings)}")
     if isinstance(exc, TimeoutError):
         return TransientError(f"{where}: timed out")
-    if isinstance(exc, OSError):
-        return TransientError(f"{where}: cannot connect: {exc.strerror or exc}")
-    return PermanentError(f"{where}: {type(exc).__name__}: {exc}")
+    return TransientError(f"{where}: cannot connect: {exc.strerror or exc}")
 
 
-def _send_once(settings: SmtpSettings, msg: EmailMessage, recipients: list[str]) -> dict[str, str]:
+def _is_loopback(host: str) -> bool:
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _tls_context(settings: SmtpSettings, where: str) -> ssl.SSLContext | None:
+    """The TLS context for ``starttls`` and ``ssl``: the system's trust store, or the CA file
+    of ``ca_file``; PermanentError when that file cannot be loaded."""
+    if settings.security not in ("starttls", "ssl"):
+        return None
+    try:
+        return ssl.create_default_context(cafile=settings.ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise PermanentError(f"{where}: smtp.ca_file {settings.ca_file}: cannot load CA "
+                             f"certificates: {reason}") from None
+
+
+def _check_auth(settings: SmtpSettings, where: str) -> None:
+    """Refuse to send a password over a connection that is not encrypted, unless the server
+    is on this machine or the config allows it explicitly."""
+    if (settings.username and settings.security not in ("starttls", "ssl")
+            and not settings.allow_plaintext_auth and not _is_loopback(settings.host)):
+        raise PermanentError(f"{where}: refusing to send the SMTP password unencrypted "
+                             f"(security: {settings.security}); use starttls or ssl, or set "
+                             f"allow_plaintext_auth: true")
+
+
+def _send_once(settings: SmtpSettings, context: ssl.SSLContext | None, msg: EmailMessage,
+               recipients: list[str]) -> dict[str, str]:
     client: smtplib.SMTP
     if settings.security == "ssl":
         client = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout_seconds,
-                                  context=ssl.create_default_context())
+                                  context=context)
     else:
         client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_seconds)
     with client:
         if settings.security == "starttls":
-            client.starttls(context=ssl.create_default_context())
+            client.starttls(context=context)
         if settings.username and settings.password is not None:
             client.login(settings.username, settings.password)
         refused = client.send_message(msg, to_addrs=recipients)
     return {addr: _reply(*reply) for addr, reply in refused.items()}
 
 
+def _scrubbed(error: DeliveryError, settings: SmtpSettings, suffix: str = "") -> DeliveryError:
+    """``error`` with ``suffix`` and never the password (a server may echo what it got)."""
+    text = str(error) + suffix
+    if settings.password:
+        text = text.replace(settings.password, "***")
+    return type(error)(text)
+
+
 def send(settings: SmtpSettings, msg: EmailMessage, recipients: list[str],
          sleep: Callable[[float], None] = time.sleep) -> dict[str, str]:
     """Send ``msg``; retry transient failures with exponential backoff. Returns the
-    recipients the server refused while accepting the others; DeliveryError on failure."""
+    recipients the server refused while accepting the others; DeliveryError on failure.
+
+    Only SMTP and network errors are classified; anything else is a bug and propagates
+    with its traceback."""
     where = f"SMTP {settings.host}:{settings.port}"
+    _check_auth(settings, where)
+    context = _tls_context(settings, where)
     for attempt in range(settings.retries + 1):
         try:
-            return _send_once(settings, msg, recipients)
-        except Exception as exc:  # noqa: BLE001 - classified, then re-raised as DeliveryError
-            error = _classify(exc, where)
+            return _send_once(settings, context, msg, recipients)
+        except (smtplib.SMTPException, OSError) as exc:
+            cause, error = exc, _scrubbed(_classify(exc, where, settings), settings)
         if isinstance(error, PermanentError) or attempt == settings.retries:
-            if attempt:
-                raise type(error)(f"{error} (after {attempt + 1} attempts)")
-            raise error
+            raise _scrubbed(error, settings, f" (after {attempt + 1} attempts)"
+                            if attempt else "") from cause
         delay = settings.retry_backoff_seconds * 2**attempt
         log.warning("%s; retrying in %.1f s", error, delay)
         sleep(delay)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from reporter.errors import RenderError
-from reporter.fsutil import atomic_write, safe_name
+from reporter.fsutil import atomic_write, ensure_folder, safe_name
 from reporter.report.model import Report, ReportKey
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,10 @@ def file_name(key: ReportKey, fmt: str) -> str:
 
 def write(report: Report, formats: Sequence[str], out_dir: Path,
           options: Options | None = None) -> list[Path]:
-    """Render each format and write it atomically under ``out_dir``; the paths written."""
+    """Render each format and write it atomically under ``out_dir``; the paths written.
+    FileWriteError, naming the path, when ``out_dir`` cannot be made or written to (checked
+    before anything is rendered)."""
+    ensure_folder(out_dir)
     paths = []
     for fmt in formats:
         data = render(report, fmt, options)
