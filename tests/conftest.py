@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, NoReturn
 
 import psycopg
 import pytest
@@ -15,6 +16,10 @@ from reporter.store import db
 
 PG_ADMIN = os.environ.get("REPORTER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+#: Debian's chromium (scripts/setup.sh --test installs it); Playwright downloads no browser
+CHROMIUM = os.environ.get("REPORTER_TEST_CHROMIUM", "chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
 
 
 def _worker() -> str:
@@ -86,3 +91,30 @@ def artifacts() -> Path:
     """A folder for screenshots and other files a person may want to look at after a run."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+def missing(what: str) -> NoReturn:
+    """Skip a test whose tool is not installed, but fail it on CI (CI=true), where the
+    setup script installs every tool and a skip would hide a broken install."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} is missing on CI (scripts/setup.sh --test installs it)",
+                    pytrace=False)
+    pytest.skip(f"{what} is missing (scripts/setup.sh --test installs it)")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium driven by Playwright, one per test module."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing("playwright")
+    executable = shutil.which(CHROMIUM)
+    if executable is None:
+        missing(f"the browser {CHROMIUM!r}")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

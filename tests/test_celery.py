@@ -21,7 +21,7 @@ from reporter.service import executors
 from reporter.service.celery_app import outcome_from_dict, outcome_to_dict
 from reporter.store import db
 from reporter.store import orgs as store
-from tests.test_scheduler_failover import wait_for
+from tests.helpers import wait_for
 
 BROKER = os.environ.get("REPORTER_TEST_BROKER", "redis://127.0.0.1:6379/11")
 ORGS = 50

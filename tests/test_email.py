@@ -8,6 +8,7 @@ import json
 import re
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import openpyxl
 import pytest
@@ -153,9 +154,8 @@ def test_personal_email_has_no_colleagues(tmp_path: Path, sqlite_engine: Engine)
 
 
 @pytest.mark.browser
-def test_email_screenshot(delivered: tuple[EmailMessage, Path], artifacts: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
+def test_email_screenshot(delivered: tuple[EmailMessage, Path], browser: Any,
+                          artifacts: Path) -> None:
     message, _ = delivered
     html = message.get_body(("html",)).get_content()
     for part in message.walk():
@@ -163,19 +163,15 @@ def test_email_screenshot(delivered: tuple[EmailMessage, Path], artifacts: Path)
             cid = part["Content-ID"].strip("<>")
             data = base64.b64encode(part.get_content()).decode()
             html = html.replace(f"cid:{cid}", f"data:image/png;base64,{data}")
-    with sync_playwright() as play:
-        browser = play.chromium.launch(executable_path="/usr/bin/chromium", args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run", "--disable-sync"])
-        try:
-            page = browser.new_page(viewport={"width": 700, "height": 900})
-            requests: list[str] = []
-            page.on("request", lambda r: requests.append(r.url))
-            page.set_content(html)
-            assert page.locator("h1").inner_text() == "Acme Corp"
-            width = page.evaluate("document.querySelector('img.chart').naturalWidth")
-            assert width == 600
-            page.screenshot(path=str(artifacts / "email-team-report.png"), full_page=True)
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": 700, "height": 900})
+    try:
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.set_content(html)
+        assert page.locator("h1").inner_text() == "Acme Corp"
+        width = page.evaluate("document.querySelector('img.chart').naturalWidth")
+        assert width == 600
+        page.screenshot(path=str(artifacts / "email-team-report.png"), full_page=True)
+    finally:
+        page.close()
     assert [r for r in requests if not r.startswith("data:")] == []

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from reporter import render
 from reporter.report.model import Report
-from tests.test_render_html import HOSTILE_NAME, HOSTILE_ORG, HOSTILE_PROJECT, small_report
+from tests.helpers import HOSTILE_NAME, HOSTILE_ORG, HOSTILE_PROJECT, small_report
 
 
 class _Text(HTMLParser):

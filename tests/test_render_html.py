@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -17,31 +16,7 @@ from reporter.render import Options, html_report, json_report, render, write
 from reporter.report import aggregate
 from reporter.report.model import Report
 from reporter.store import orgs as store
-from tests.helpers import load, row
-
-HOSTILE_ORG = "Acme <script>document.title='pwned'</script> 🚀"
-HOSTILE_NAME = '<img src=x onerror=alert(1)> =HYPERLINK("http://evil.example","x") 😀'
-HOSTILE_PROJECT = '=HYPERLINK("http://evil.example","click")'
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
-
-
-def small_report(engine: Engine) -> Report:
-    """A week with a day of no usage, nine-decimal costs, a null project and hostile names."""
-    store.set_org(engine, "acme", name=HOSTILE_ORG, timezone="Europe/Berlin")
-    load(engine, [
-        row("e1", "2026-11-02T09:00:00Z", cost="1.250000001", input_tokens=1200,
-            output_tokens=34, project="example-repo"),
-        row("e2", "2026-11-02T10:00:00Z", email="bob@acme.com", cost="0.5",
-            model="openai/gpt-5", input_tokens=2000, output_tokens=1000),
-        row("e3", "2026-11-04T10:00:00Z", email="mallory@acme.com", cost="0.000000009",
-            model="<b>model</b>", project=HOSTILE_PROJECT, input_tokens=7, output_tokens=3),
-        row("e4", "2026-11-08T22:30:00Z", cost="3", input_tokens=1_000_000,
-            output_tokens=250_000),
-    ])
-    store.set_member(engine, "acme", "mallory@acme.com", name=HOSTILE_NAME)
-    period = Period("custom", date(2026, 11, 2), date(2026, 11, 8), "Europe/Berlin")
-    return aggregate.build(engine, "acme", period, now=datetime(2026, 11, 9, 12, tzinfo=UTC))
+from tests.helpers import small_report
 
 
 @pytest.fixture
@@ -120,16 +95,6 @@ def test_templates_can_be_overridden(report: Report, tmp_path: Path) -> None:
 
 
 # -- a real browser --------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium",
-                                              args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
 
 @pytest.mark.browser
 def test_html_in_headless_chromium(report: Report, browser: Any, tmp_path: Path,

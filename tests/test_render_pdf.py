@@ -19,7 +19,7 @@ from reporter.report.model import Report
 from reporter.store import demo
 from reporter.store import orgs as store
 from reporter.store.ingest import ingest_rows
-from tests.test_render_html import HOSTILE_ORG, small_report
+from tests.helpers import HOSTILE_ORG, small_report
 
 
 def pages_text(data: bytes) -> tuple[PdfReader, list[str]]:
