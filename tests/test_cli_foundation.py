@@ -15,8 +15,8 @@ from sqlalchemy import Engine
 
 from reporter.cli import main
 from reporter.store import db
-from tests.test_aggregate import check_invariants, check_shape
-from tests.test_ingest import GOOD, write_csv, write_jsonl
+from tests.helpers import GOOD, write_csv, write_jsonl
+from tests.report_checks import check_invariants, check_shape
 
 REPORTER = Path(sys.executable).parent / "reporter"
 
