@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 import sys
 import tracemalloc
 from datetime import UTC, datetime
@@ -18,24 +16,7 @@ from reporter.errors import IngestError
 from reporter.store import orgs as store
 from reporter.store.ingest import FIELDS, ingest_file, parse_timestamp
 from reporter.store.schema import UsageEvent
-from tests.helpers import row
-
-HEADER = ["id", "timestamp", "organization", "user_email", "model", "project", "input_tokens",
-          "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd"]
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]], header: list[str] = HEADER) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=header)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-def write_jsonl(path: Path, rows: list[Any]) -> Path:
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows),
-                    encoding="utf-8")
-    return path
+from tests.helpers import GOOD, HEADER, row, write_csv, write_jsonl
 
 
 def events(engine: Engine) -> list[UsageEvent]:
@@ -46,12 +27,6 @@ def events(engine: Engine) -> list[UsageEvent]:
 def count(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.scalar(select(func.count()).select_from(UsageEvent)) or 0)
-
-
-GOOD = [row("r1", "2024-05-01T10:00:00Z", cost="0.123456789", project="example-repo",
-            cache_read=7, cache_write=3),
-        row("r2", "2024-05-01T12:30:00.123456+05:30", email="Bob@Acme.com", cost="2"),
-        row("r3", "2024-05-02T00:00:00-04:00", org="beta", email="carol@beta.io", cost="0")]
 
 
 def test_csv_and_jsonl(engine: Engine, tmp_path: Path) -> None:
