@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import logging
 import os
 import subprocess
 import sys
@@ -9,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from reporter.jobs import ledger, plan, runner
 from reporter.jobs.config import Config
@@ -23,6 +25,7 @@ from tests.delivery_support import (
     smtp_server,
     write_config,
 )
+from tests.tls_support import Authenticator, make_pki, tls_smtp_server
 
 JOB = """\
 output: out
@@ -120,19 +123,47 @@ def test_connection_dropped_mid_data(tmp_path: Path, sqlite_engine: Engine) -> N
     assert len(mailbox.to("greta@globex.de")) == 1
 
 
-def test_login_secret_stays_out_of_the_ledger(tmp_path: Path, sqlite_engine: Engine) -> None:
+SECRET = "hunter2-secret-pw"
+
+
+def _everything_recorded(engine: Engine) -> str:
+    with engine.connect() as conn:
+        return "\n".join(str(tuple(r)) for r in conn.execute(text("SELECT * FROM runs")))
+
+
+def test_login_secret_is_never_shown(tmp_path: Path, sqlite_engine: Engine,
+                                     caplog: pytest.LogCaptureFixture,
+                                     capfd: pytest.CaptureFixture[str]) -> None:
+    """The server refuses the password (535): AUTH was reached, the secret went to the
+    server and nowhere else: not the outcomes, the ledger, the log or the terminal."""
+    caplog.set_level(logging.DEBUG)
     seed(sqlite_engine)
-    port = free_port()
-    text = smtp_section(port).replace("  security: none\n", "  security: none\n"
-                                      "  username: reports\n  password_env: SMTP_PW\n") + JOB
-    cfg = write_config(tmp_path, text, env={"SMTP_PW": "hunter2-secret"})
-    states = run(sqlite_engine, cfg)  # no server: the error must not carry the secret
-    assert all("hunter2" not in s for s in states)
-    assert all("hunter2" not in (r.error or "") for r in ledger.history(sqlite_engine))
+    mailbox, auth = Mailbox(), Authenticator("reports", "the-right-one")
+    with tls_smtp_server(mailbox, make_pki(tmp_path), mode="none", authenticator=auth,
+                         mechanism="PLAIN") as port:
+        text_ = smtp_section(port, retries=2).replace(
+            "  security: none\n", "  security: none\n  username: reports\n"
+                                  "  password_env: SMTP_PW\n") + JOB
+        cfg = write_config(tmp_path, text_, env={"SMTP_PW": SECRET})
+        states = run(sqlite_engine, cfg)
+        cli = _reporter(["run", "weekly", "--force", "-vv", "--from", "2026-01-05", "--to",
+                         "2026-01-11", "--config", str(cfg.path), "--db",
+                         str(sqlite_engine.url)], tmp_path, env={"SMTP_PW": SECRET})
+        out, err = cli.communicate(timeout=120)
+    assert [a[2] for a in auth.attempts] == [SECRET] * 4  # two units, in-process and the CLI
+    assert all(s.startswith(f"failed: SMTP 127.0.0.1:{port}: server replied 535") for s in states)
+    assert cli.returncode == 1, err
+    assert "535" in out
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("reporter"))
+    seen = "\n".join([*states, _everything_recorded(sqlite_engine), ours, caplog.text, out,
+                      err, *capfd.readouterr()])
+    assert SECRET not in seen
+    assert base64.b64encode(f"\0reports\0{SECRET}".encode()).decode() not in ours + err
 
 
-def _reporter(args: list[str], cwd: Path) -> subprocess.Popen[str]:
-    env = {**os.environ}
+def _reporter(args: list[str], cwd: Path,
+              env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    env = {**os.environ, **(env or {})}
     env.pop("REPORTER_DATABASE_URL", None)
     command = str(Path(sys.executable).parent / "reporter")
     return subprocess.Popen([command, *args], cwd=cwd, env=env,
