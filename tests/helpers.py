@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from reporter.periods import Period
+from reporter.render import json_report
 from reporter.report import aggregate
 from reporter.report.model import Report
 from reporter.store import orgs as store
@@ -83,6 +84,16 @@ def small_report(engine: Engine) -> Report:
     store.set_member(engine, "acme", "mallory@acme.com", name=HOSTILE_NAME)
     period = Period("custom", date(2026, 11, 2), date(2026, 11, 8), "Europe/Berlin")
     return aggregate.build(engine, "acme", period, now=datetime(2026, 11, 9, 12, tzinfo=UTC))
+
+
+def report_json(engine: Engine, org: str, period: Period,
+                member: str | None = None) -> dict[str, Any]:
+    """The JSON report of ``org`` over ``period``, checked to be the report model's own."""
+    report = aggregate.build(engine, org, period, member=member,
+                             now=datetime(2025, 1, 1, tzinfo=UTC))
+    data: dict[str, Any] = json.loads(json_report.render(report))
+    assert data == json.loads(json.dumps(json_report.to_dict(report)))
+    return data
 
 
 def wait_for(what: str, check: Callable[[], bool], seconds: float) -> None:

@@ -17,10 +17,9 @@ from sqlalchemy import Engine, text
 
 from reporter.errors import StoreError
 from reporter.periods import Period
-from reporter.render.json_report import render, to_dict
 from reporter.report import aggregate
 from reporter.store import orgs as store
-from tests.helpers import load, row
+from tests.helpers import load, report_json, row
 from tests.report_checks import check_invariants, check_shape, project_contract
 
 ZONES = ["UTC", "America/New_York", "Europe/Berlin", "Asia/Kolkata", "Asia/Kathmandu",
@@ -139,15 +138,6 @@ def brute_force(events: list[Ev], org: str, tz: str, first: date, last: date,
         "daily": [(first + timedelta(days=n)).isoformat()
                   for n in range((last - first).days + 1)],
     }
-
-
-def report_json(engine: Engine, org: str, period: Period,
-                member: str | None = None) -> dict[str, Any]:
-    report = aggregate.build(engine, org, period, member=member,
-                             now=datetime(2025, 1, 1, tzinfo=UTC))
-    data: dict[str, Any] = json.loads(render(report))
-    assert data == json.loads(json.dumps(to_dict(report)))
-    return data
 
 
 def reset(engine: Engine) -> None:

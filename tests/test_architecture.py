@@ -207,3 +207,17 @@ def _undocumented(path: Path) -> Iterator[str]:
 def test_public_functions_classes_and_methods_have_docstrings() -> None:
     missing = [item for path in _counted() for item in _undocumented(path)]
     assert missing == [], f"{len(missing)} without a docstring:\n" + "\n".join(missing)
+
+
+def test_test_modules_share_helpers_not_each_other() -> None:
+    """Shared test code lives in tests/helpers.py, tests/*_support.py and *_checks.py; a test
+    module stays free to change for its own tests without breaking another's."""
+    tests = Path(__file__).resolve().parent
+    wrong = []
+    for path in sorted(tests.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            wrong += [f"tests/{path.name}:{node.lineno}: imports {name}" for name in names
+                      if name.startswith("tests.test_")]
+    assert wrong == []
