@@ -3,42 +3,46 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 NANOS_PER_USD = 1_000_000_000
 MAX_DECIMALS = 9
 _SCALE = Decimal(1).scaleb(-MAX_DECIMALS)
-MAX_USD = Decimal(1_000_000_000)  # one request; keeps sums far inside a 64-bit integer
-_PLAIN = re.compile(r"([0-9]{1,12})(?:\.([0-9]{1,9}))?")
+#: one request costs less than this; a million requests at the limit still sum far inside
+#: a 64-bit integer of nano-dollars
+MAX_USD = Decimal(1_000_000)
+_MAX_NANOS = int(MAX_USD) * NANOS_PER_USD
+#: plain ASCII decimal text: digits, at most one point, no sign, exponent, "_" or other digits
+_PLAIN = re.compile(r"([0-9]*)(?:\.([0-9]*))?", re.ASCII)
 
 
 def parse_usd(text: str) -> int:
-    """Parse a decimal string of USD into nano-dollars; ValueError says why it is not one."""
-    raw = text.strip()
-    plain = _PLAIN.fullmatch(raw)
-    if plain is not None:  # the common case, without Decimal
-        whole, frac = plain.groups()
-        nanos = int(whole) * NANOS_PER_USD + (int(frac.ljust(MAX_DECIMALS, "0")) if frac else 0)
-        if nanos >= MAX_USD * NANOS_PER_USD:
-            raise ValueError(f"cost {text!r} is too large for one request")
-        return nanos
+    """Parse a plain decimal string of USD (``12``, ``0.5``, ``.25``, ``3.``; ASCII digits
+    only, up to 9 decimal places) into nano-dollars; ValueError says why it is not one."""
+    raw = text.strip(" \t")
     if not raw:
         raise ValueError("cost is empty")
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise ValueError(f"cost {text!r} is not a decimal number") from None
-    if not value.is_finite():
-        raise ValueError(f"cost {text!r} is not a finite number")
-    exponent = value.as_tuple().exponent
-    assert isinstance(exponent, int)
-    if value < 0:
-        raise ValueError(f"cost {text!r} is negative")
-    if value >= MAX_USD:
+    plain = _PLAIN.fullmatch(raw)
+    if plain is None or raw == ".":
+        if raw.startswith("-") and _PLAIN.fullmatch(raw[1:]):
+            raise ValueError(f"cost {text!r} is negative")
+        if raw.lower().lstrip("+-") in ("nan", "snan", "inf", "infinity"):
+            raise ValueError(f"cost {text!r} is not a finite number")
+        raise ValueError(f"cost {text!r} is not a decimal number (plain digits and a point)")
+    whole, frac = plain.groups()
+    frac = frac or ""
+    if len(frac) > MAX_DECIMALS:
+        if frac[MAX_DECIMALS:].strip("0"):
+            raise ValueError(f"cost {text!r} has more than {MAX_DECIMALS} decimal places")
+        frac = frac[:MAX_DECIMALS]
+    whole = whole.lstrip("0")
+    if len(whole) > len(str(int(MAX_USD))):
         raise ValueError(f"cost {text!r} is too large for one request")
-    if exponent < -MAX_DECIMALS and value != value.quantize(_SCALE):
-        raise ValueError(f"cost {text!r} has more than {MAX_DECIMALS} decimal places")
-    return int(value.scaleb(MAX_DECIMALS))
+    nanos = int(whole or "0") * NANOS_PER_USD + int(frac.ljust(MAX_DECIMALS, "0"))
+    if nanos >= _MAX_NANOS:
+        raise ValueError(f"cost {text!r} is too large for one request "
+                         f"(at most {MAX_USD - 1}.999999999)")
+    return nanos
 
 
 def nanos_to_decimal(nanos: int) -> Decimal:

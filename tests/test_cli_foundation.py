@@ -76,7 +76,11 @@ def test_ingest_and_generate(cli, tmp_path: Path) -> None:  # type: ignore[no-un
     path = write_csv(tmp_path / "usage.csv", GOOD)
     result = cli("ingest", str(path))
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == "inserted 3, duplicate 0, rejected 0\n"
+    assert result.stdout == ("created organization acme\ncreated organization beta\n"
+                             "created member alice@acme.com in acme\n"
+                             "created member bob@acme.com in acme\n"
+                             "created member carol@beta.io in beta\n"
+                             "inserted 3, duplicate 0, rejected 0\n")
     assert cli("ingest", str(path)).stdout == "inserted 0, duplicate 3, rejected 0\n"
     cli("org", "set", "acme", "--name", "Acme", "--timezone", "Asia/Kolkata")
     result = cli("generate", "--org", "acme", "--from", "2024-05-01", "--to", "2024-05-02",
@@ -107,7 +111,8 @@ def test_ingest_reports_bad_rows(cli, tmp_path: Path) -> None:  # type: ignore[n
                                               {**GOOD[1], "timestamp": "2026-02-30T00:00Z"}])
     result = cli("ingest", str(path))
     assert result.exit_code == 1
-    assert result.stdout == "inserted 1, duplicate 0, rejected 2\n"
+    assert result.stdout == ("created organization acme\ncreated member alice@acme.com in acme\n"
+                             "inserted 1, duplicate 0, rejected 2\n")
     assert result.stderr.splitlines() == [
         f"{path}:2: not valid JSON (Expecting property name enclosed in double quotes)",
         f"{path}:3: timestamp '2026-02-30T00:00Z' is not a valid ISO 8601 date and time"]
@@ -117,14 +122,16 @@ def test_ingest_stdin(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-d
     text = write_csv(tmp_path / "u.csv", GOOD).read_text(encoding="utf-8")
     result = cli("ingest", "-", input=text)
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == "inserted 3, duplicate 0, rejected 0\n"
+    assert result.stdout.endswith("created member carol@beta.io in beta\n"
+                                  "inserted 3, duplicate 0, rejected 0\n")
 
 
 def test_missing_file_keeps_going(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     good = write_csv(tmp_path / "u.csv", GOOD)
     result = cli("ingest", str(tmp_path / "missing.csv"), str(good))
     assert result.exit_code == 1
-    assert result.stdout == "inserted 3, duplicate 0, rejected 0\n"
+    assert result.stdout.endswith("created member carol@beta.io in beta\n"
+                                  "inserted 3, duplicate 0, rejected 0\n")
     one_line_error(result, "missing.csv", "no such file")
 
 
@@ -345,7 +352,7 @@ def test_real_process_ingest_generate_and_errors(tmp_path: Path) -> None:
     text = write_csv(tmp_path / "u.csv", GOOD).read_text(encoding="utf-8")
     done = reporter("ingest", "-", "--db", url, cwd=tmp_path, stdin=text + "x,y\n")
     assert done.returncode == 1
-    assert done.stdout == "inserted 3, duplicate 0, rejected 1\n"
+    assert done.stdout.splitlines()[-1] == "inserted 3, duplicate 0, rejected 1"
     assert done.stderr == "<stdin>:5: expected 11 fields, found 2\n"
     done = reporter("generate", "--org", "acme", "--from", "2024-05-01", "--to", "2024-05-01",
                     "--db", url, "--out", "out", cwd=tmp_path)

@@ -177,8 +177,10 @@ def test_csv_with_wrong_field_count_and_quoted_newlines(sqlite_engine: Engine,
                     "\n"                                # line 5 (blank)
                     f"x1,{ok}\n", encoding="utf-8")     # line 6
     result = ingest_file(sqlite_engine, str(path))
-    assert (result.inserted, result.rejected) == (2, 1)
-    assert result.errors == [f"{path}:4: expected 11 fields, found 2"]
+    assert (result.inserted, result.rejected) == (1, 2)
+    # one CSV record over lines 2-3, refused as a whole: no value may hold a line break
+    assert result.errors == [f"{path}:2: id contains a line break or another control character",
+                             f"{path}:4: expected 11 fields, found 2"]
 
 
 def test_missing_file_and_unknown_format(sqlite_engine: Engine, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from reporter.money import divide_round, format_usd, nanos_to_decimal, parse_usd
     ("0", 0), ("0.000000001", 1), ("0.01", 10_000_000), ("1.5", 1_500_000_000),
     ("12345.123456789", 12_345_123_456_789), (" 2.25 ", 2_250_000_000),
     ("0.1000000000", 100_000_000),  # trailing zeros beyond 9 places change nothing
-    ("3.", 3_000_000_000), (".5", 500_000_000), ("1e-9", 1),
+    ("3.", 3_000_000_000), (".5", 500_000_000), ("999999.999999999", 999_999_999_999_999),
 ])
 def test_parse_usd(text: str, nanos: int) -> None:
     assert parse_usd(text) == nanos
@@ -26,6 +26,9 @@ def test_parse_usd(text: str, nanos: int) -> None:
     ("0.0000000001", "more than 9 decimal places"), ("1.1234567891", "more than 9"),
     ("-0.01", "negative"), ("NaN", "not a finite"), ("Infinity", "not a finite"),
     ("1000000000", "too large"), ("$1", "not a decimal"),
+    # only plain ASCII decimal text: no exponent, sign, "_" or other scripts' digits
+    ("1e-9", "not a decimal"), ("1_000", "not a decimal"), ("+1", "not a decimal"),
+    ("\u0661\u0662", "not a decimal"), ("1000000", "too large"),
 ])
 def test_parse_usd_rejects(text: str, why: str) -> None:
     with pytest.raises(ValueError, match=why):
@@ -41,7 +44,7 @@ def test_format_usd(nanos: int, text: str) -> None:
     assert format_usd(nanos) == text
 
 
-@given(st.integers(0, 10**18 - 1))
+@given(st.integers(0, 10**15 - 1))
 def test_format_parse_round_trip(nanos: int) -> None:
     text = format_usd(nanos)
     assert parse_usd(text) == nanos
@@ -49,7 +52,7 @@ def test_format_parse_round_trip(nanos: int) -> None:
     assert "e" not in text.lower()
 
 
-@given(st.integers(0, 999_999_999), st.integers(0, 10**9 - 1), st.integers(0, 9))
+@given(st.integers(0, 999_999), st.integers(0, 10**9 - 1), st.integers(0, 9))
 def test_up_to_nine_places_come_out_unchanged(whole: int, frac: int, places: int) -> None:
     digits = f"{frac:09d}"[:places]
     text = f"{whole}.{digits}" if places else str(whole)

@@ -45,6 +45,10 @@ def ingest_command(ctx: Context, files: tuple[str, ...]) -> None:
             click.echo(f"reporter: error: {exc}", err=True)
             failed = True
             continue
+        for slug in result.created_organizations:
+            click.echo(f"created organization {slug}")
+        for slug, email in result.created_members:
+            click.echo(f"created member {email} in {slug}")
         total.add(result)
     click.echo(f"inserted {total.inserted}, duplicate {total.duplicate}, "
                f"rejected {total.rejected}")
@@ -88,7 +92,10 @@ def org_group() -> None:
 @click.option("--timezone", help="IANA timezone, e.g. Europe/Berlin.")
 @common
 def org_set(ctx: Context, slug: str, name: str | None, timezone: str | None) -> None:
-    """Create an organization or change its name or timezone."""
+    """Create an organization or change its name or timezone.
+
+    A SLUG is lowercase letters a-z, digits, '-', '_' and '.', starting with a letter or a
+    digit, at most 100 characters."""
     info = store.set_org(ctx.engine, slug, name=name, timezone=timezone)
     click.echo(f"{info.slug}: {info.name} ({info.timezone})")
 
@@ -113,7 +120,8 @@ def member_group() -> None:
 @click.option("--name", help="Display name.")
 @common
 def member_set(ctx: Context, slug: str, email: str, role: str | None, name: str | None) -> None:
-    """Add a member to an organization or change their role or name."""
+    """Add a member to an organization or change their role or name (the name this
+    organization shows; other organizations keep their own)."""
     info = store.set_member(ctx.engine, slug, email, role=role, name=name)
     click.echo(f"{slug}: {info.email} ({info.role})")
 

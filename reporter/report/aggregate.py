@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Engine, case, cast, func, literal, select
+from sqlalchemy import BigInteger, Connection, Engine, case, cast, func, literal, select
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
 from reporter import periods
@@ -31,13 +32,47 @@ EPOCH = date(1970, 1, 1)
 E = UsageEvent.__table__.c
 
 
+_SUMMED = (E.cost_nanos, E.input_tokens, E.output_tokens, E.cache_read_tokens,
+           E.cache_write_tokens)
+#: the exact sums add the high and the low 32 bits of each value apart
+_HALF = 2**32
+
+
 def _sums() -> list[Any]:
     """The six sums, cast so that every database hands back Python ints."""
     return [
         cast(func.sum(E.cost_nanos), BigInteger), func.count(),
-        *(cast(func.sum(column), BigInteger) for column in (
-            E.input_tokens, E.output_tokens, E.cache_read_tokens, E.cache_write_tokens)),
+        *(cast(func.sum(column), BigInteger) for column in _SUMMED[1:]),
     ]
+
+
+def _overflowed(exc: DBAPIError) -> bool:
+    text = str(exc.orig).lower()
+    return "overflow" in text or "out of range" in text
+
+
+def _grouped(conn: Connection, keys: list[Any], where: list[Any]) -> list[tuple[Any, ...]]:
+    """``(*keys, cost, requests, input, output, cache_read, cache_write)`` per group.
+
+    Sums that outgrow a 64-bit integer (SQLite raises "integer overflow", PostgreSQL
+    "bigint out of range") are summed again exactly, as high and low 32-bit halves.
+    """
+    try:
+        return [tuple(r) for r in
+                conn.execute(select(*keys, *_sums()).where(*where).group_by(*keys))]
+    except (OperationalError, DataError) as exc:
+        if not _overflowed(exc):
+            raise
+        conn.rollback()
+    halves = [cast(func.sum(part), BigInteger) for column in _SUMMED
+              for part in (column // literal(_HALF, BigInteger),
+                           column % literal(_HALF, BigInteger))]
+    n = len(keys)
+    out = []
+    for r in conn.execute(select(*keys, func.count(), *halves).where(*where).group_by(*keys)):
+        sums = [r[n + 1 + 2 * i] * _HALF + r[n + 2 + 2 * i] for i in range(len(_SUMMED))]
+        out.append((*r[:n], sums[0], r[n], *sums[1:]))
+    return out
 
 
 def local_day(period: Period) -> ColumnElement[int]:
@@ -97,15 +132,13 @@ def build(engine: Engine, org_slug: str, period: Period, *, member: str | None =
     day = local_day(period)
 
     with engine.connect() as conn:
+        # names are the organization's own: a name set elsewhere never shows here
         people = _People((uid, (email, name)) for uid, email, name in conn.execute(
-            select(User.id, User.email, User.name).join(Membership, Membership.user_id == User.id)
+            select(User.id, User.email, Membership.name)
+            .join(Membership, Membership.user_id == User.id)
             .where(Membership.organization_id == org.id)))
-        model_rows = conn.execute(
-            select(day, E.model, E.user_id, *_sums()).where(*where)
-            .group_by(day, E.model, E.user_id)).all()
-        project_rows = conn.execute(
-            select(E.project, E.user_id, *_sums()).where(*where)
-            .group_by(E.project, E.user_id)).all()
+        model_rows = _grouped(conn, [day, E.model, E.user_id], where)
+        project_rows = _grouped(conn, [E.project, E.user_id], where)
 
     # Accumulators are plain lists [cost, requests, input, output, cache_read, cache_write]:
     # this loop runs once per (day, model, member) group, so it is kept tight.

@@ -1,243 +1,116 @@
-"""Ingest: stream usage events from CSV or JSONL into the store, idempotently."""
+"""Ingest: stream usage events from CSV or JSONL into the store, idempotently.
+
+Every row is judged on its own before it reaches the database (reporter.store.validate);
+a bad row is reported as ``FILE:LINE: why`` and every good row is kept. Should the database
+still refuse a batch, the batch is split until only the refused rows are left out.
+"""
 
 from __future__ import annotations
 
-import csv
 import io
 import itertools
-import json
 import logging
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError, StatementError
 
-from reporter import money
 from reporter.errors import IngestError
-from reporter.store.schema import Membership, Organization, UsageEvent, User
+from reporter.store import orgs
+from reporter.store.readers import detect_format, read_rows
+from reporter.store.schema import UsageEvent
+from reporter.store.validate import FIELDS, OPTIONAL, REQUIRED, RowError, parse_row, parse_timestamp
 
 log = logging.getLogger(__name__)
 
-REQUIRED = ("id", "timestamp", "organization", "user_email", "model",
-            "input_tokens", "output_tokens", "cost_usd")
-OPTIONAL = ("project", "cache_read_tokens", "cache_write_tokens")
-FIELDS = frozenset(REQUIRED + OPTIONAL)
 BATCH = 5000
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: errors kept in IngestResult.errors (all of them go to ``on_error``)
+MAX_ERRORS = 1000
+#: what the database raises for one bad row (a broken connection is not one)
+_ROW_FAULTS = (StatementError, ValueError, OverflowError)
+
+__all__ = ["BATCH", "FIELDS", "OPTIONAL", "REQUIRED", "IngestResult", "RowError",
+           "detect_format", "ingest_file", "ingest_rows", "parse_row", "parse_timestamp",
+           "read_rows"]
 
 
 @dataclass
 class IngestResult:
+    """What an ingest did: counts, the rejected rows' messages, and what it created."""
+
     inserted: int = 0
     duplicate: int = 0
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
+    #: slugs of the organizations this ingest created
+    created_organizations: list[str] = field(default_factory=list)
+    #: (organization slug, email) of the memberships this ingest created
+    created_members: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, other: IngestResult) -> None:
+        """Count ``other`` in as well."""
         self.inserted += other.inserted
         self.duplicate += other.duplicate
         self.rejected += other.rejected
         self.errors.extend(other.errors)
+        self.created_organizations.extend(other.created_organizations)
+        self.created_members.extend(other.created_members)
 
 
-class RowError(ValueError):
-    """One row is bad; the message says why."""
-
-
-def _text(row: dict[str, Any], key: str, *, required: bool = True) -> str | None:
-    value = row.get(key)
-    if type(value) is str:
-        value = value.strip()
-        if value:
-            return value
-    elif value is not None:
-        raise RowError(f"{key} must be text, not {json.dumps(value, default=str)}")
-    if required:
-        raise RowError(f"missing {key}")
-    return None
-
-
-def _count(row: dict[str, Any], key: str, *, required: bool = True) -> int:
-    value = row.get(key)
-    if type(value) is str and value.isdigit() and value.isascii() and len(value) < 19:
-        return int(value)  # the common case, kept cheap
-    if value is None or value == "":
-        if required:
-            raise RowError(f"missing {key}")
-        return 0
-    if isinstance(value, bool) or isinstance(value, float | Decimal):
-        raise RowError(f"{key} must be a non-negative integer, not {value}")
-    if isinstance(value, int):
-        number = value
-    else:
-        text = str(value).strip()
-        if not text.isdigit() or not text.isascii():
-            raise RowError(f"{key} must be a non-negative integer, not {value!r}")
-        number = int(text)
-    if number < 0:
-        raise RowError(f"{key} must be a non-negative integer, not {number}")
-    if number >= 2**62:
-        raise RowError(f"{key} {number} is too large")
-    return number
-
-
-def parse_timestamp(value: Any) -> int:
-    """An ISO 8601 timestamp with an offset (or Z) as microseconds since the epoch, UTC."""
-    if not isinstance(value, str) or not value.strip():
-        raise RowError("missing timestamp")
-    text = value.strip()
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise RowError(f"timestamp {text!r} is not a valid ISO 8601 date and time") from None
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise RowError(f"timestamp {text!r} has no UTC offset (add Z or +HH:MM)")
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def parse_row(row: dict[str, Any]) -> dict[str, Any]:
-    """Validate one raw row; the event's column values, or RowError."""
-    if not FIELDS.issuperset(row):
-        unknown = sorted(k for k in row if k not in FIELDS)
-        raise RowError(f"unknown column{'s' if len(unknown) > 1 else ''} "
-                       f"{', '.join(repr(k) for k in unknown)}")
-    cost = row.get("cost_usd")
-    if cost is None or cost == "":
-        raise RowError("missing cost_usd")
-    if isinstance(cost, bool) or isinstance(cost, float):
-        raise RowError(f"cost_usd must be a decimal string, not {cost!r}")
-    try:
-        cost_nanos = money.parse_usd(cost if type(cost) is str else str(cost))
-    except ValueError as exc:
-        raise RowError(str(exc).replace("cost ", "cost_usd ", 1)) from None
-    email = _text(row, "user_email")
-    assert email is not None
-    email = email.lower()
-    if "@" not in email or email[0] == "@" or email[-1] == "@" or " " in email:
-        raise RowError(f"user_email {email!r} is not an email address")
-    event_id = _text(row, "id")
-    assert event_id is not None
-    if len(event_id) > 255:
-        raise RowError("id is longer than 255 characters")
-    return {
-        "id": event_id,
-        "ts_us": parse_timestamp(row.get("timestamp")),
-        "organization": _text(row, "organization"),
-        "user_email": email,
-        "model": _text(row, "model"),
-        "project": _text(row, "project", required=False),
-        "input_tokens": _count(row, "input_tokens"),
-        "output_tokens": _count(row, "output_tokens"),
-        "cache_read_tokens": _count(row, "cache_read_tokens", required=False),
-        "cache_write_tokens": _count(row, "cache_write_tokens", required=False),
-        "cost_nanos": cost_nanos,
-    }
-
-
-def read_rows(stream: Iterable[str], name: str,
-              fmt: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """Yield ``(line, row)`` or ``(line, error message)`` from a CSV or JSONL stream."""
-    if fmt == "csv":
-        reader = csv.reader(stream)
-        try:
-            header = next(reader)
-        except StopIteration:
-            return
-        header = [h.strip().lstrip("\ufeff") for h in header]
-        unknown = [h for h in header if h not in FIELDS]
-        missing = [h for h in REQUIRED if h not in header]
-        if unknown or missing:
-            parts = []
-            if unknown:
-                parts.append("unknown column(s) " + ", ".join(repr(h) for h in unknown))
-            if missing:
-                parts.append("missing column(s) " + ", ".join(repr(h) for h in missing))
-            raise IngestError(f"{name}:1: {'; '.join(parts)} (known: {', '.join(sorted(FIELDS))})")
-        line = reader.line_num
-        for values in reader:
-            start, line = line + 1, reader.line_num
-            if not values or values == [""]:
-                continue
-            if len(values) != len(header):
-                yield start, f"expected {len(header)} fields, found {len(values)}"
-                continue
-            yield start, dict(zip(header, values, strict=True))
-    elif fmt == "jsonl":
-        for number, text in enumerate(stream, start=1):
-            if not text.strip():
-                continue
-            try:
-                data = json.loads(text, parse_float=Decimal)
-            except json.JSONDecodeError as exc:
-                yield number, f"not valid JSON ({exc.msg})"
-                continue
-            if not isinstance(data, dict):
-                yield number, "expected a JSON object"
-                continue
-            yield number, data
-    else:
-        raise IngestError(f"{name}: unknown format {fmt!r} (csv or jsonl)")
-
-
-def detect_format(name: str, default: str | None = None) -> str:
-    lower = name.lower()
-    for suffix, fmt in ((".csv", "csv"), (".jsonl", "jsonl"), (".ndjson", "jsonl"),
-                        (".json", "jsonl")):
-        if lower.endswith(suffix):
-            return fmt
-    if default:
-        return default
-    raise IngestError(f"{name}: cannot tell the format from the name (use .csv or .jsonl)")
+Batch = list[tuple[int, dict[str, Any]]]
 
 
 class _Directory:
-    """Organization and user ids by slug and email, created on first sight."""
+    """Organization, user and membership ids by slug and email, created on first sight.
+    What one transaction learns is kept only once that transaction has committed."""
 
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
+    def __init__(self, result: IngestResult) -> None:
+        self.result = result
         self.orgs: dict[str, int] = {}
         self.users: dict[str, int] = {}
-        self.memberships: set[tuple[int, int]] = set()
+        self.members: set[tuple[int, int]] = set()
 
-    def org_id(self, slug: str) -> int:
-        found = self.orgs.get(slug)
-        if found is None:
-            found = self.conn.scalar(select(Organization.id).where(Organization.slug == slug))
-            if found is None:
-                found = self.conn.execute(
-                    insert(Organization).values(slug=slug, name=slug, timezone="UTC")
-                    .returning(Organization.id)).scalar_one()
-                log.info("created organization %s", slug)
-            self.orgs[slug] = found
-        return found
+    def resolve(self, conn: Connection,
+                batch: Batch) -> tuple[list[tuple[int, int]], Callable[[], None]]:
+        """(organization id, user id) of each event, and a function to call on commit."""
+        new_orgs: dict[str, int] = {}
+        new_users: dict[str, int] = {}
+        new_members: set[tuple[int, int]] = set()
+        created_orgs: list[str] = []
+        created_members: list[tuple[str, str]] = []
+        out = []
+        for _, event in batch:
+            slug, email = event["organization"], event["user_email"]
+            org_id = self.orgs.get(slug) or new_orgs.get(slug)
+            if org_id is None:
+                org_id, created = orgs.ensure_org(conn, slug)
+                new_orgs[slug] = org_id
+                if created:
+                    created_orgs.append(slug)
+            user_id = self.users.get(email) or new_users.get(email)
+            if user_id is None:
+                user_id = new_users[email] = orgs.ensure_user(conn, email)
+            key = (org_id, user_id)
+            if key not in self.members and key not in new_members:
+                if orgs.ensure_membership(conn, org_id, user_id):
+                    log.info("created member %s in %s", email, slug)
+                    created_members.append((slug, email))
+                new_members.add(key)
+            out.append(key)
 
-    def user_id(self, email: str) -> int:
-        found = self.users.get(email)
-        if found is None:
-            found = self.conn.scalar(select(User.id).where(User.email == email))
-            if found is None:
-                found = self.conn.execute(
-                    insert(User).values(email=email).returning(User.id)).scalar_one()
-            self.users[email] = found
-        return found
+        def commit() -> None:
+            self.orgs.update(new_orgs)
+            self.users.update(new_users)
+            self.members.update(new_members)
+            self.result.created_organizations.extend(created_orgs)
+            self.result.created_members.extend(created_members)
 
-    def ensure_member(self, org_id: int, user_id: int) -> None:
-        key = (org_id, user_id)
-        if key in self.memberships:
-            return
-        exists = self.conn.scalar(select(Membership.role).where(
-            Membership.organization_id == org_id, Membership.user_id == user_id))
-        if exists is None:
-            self.conn.execute(insert(Membership).values(
-                organization_id=org_id, user_id=user_id, role="member"))
-        self.memberships.add(key)
+        return out, commit
 
 
 _COLUMNS = ("id", "organization_id", "user_id", "ts_us", "model", "project", "input_tokens",
@@ -254,67 +127,109 @@ def _insert_sql(engine: Engine) -> tuple[str, tuple[str, ...] | None]:
     else:
         raise IngestError(f"database {engine.dialect.name} is not supported")
     statement = statement.values({c: None for c in _COLUMNS})
-    compiled = statement.on_conflict_do_nothing(index_elements=["id"]).compile(
-        dialect=engine.dialect)
+    compiled = statement.on_conflict_do_nothing(
+        index_elements=["organization_id", "id"]).compile(dialect=engine.dialect)
     order = tuple(compiled.positiontup) if compiled.positional else None
     return str(compiled), order
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class _Writer:
+    """Stores batches of valid events; a batch the database refuses is split in halves
+    until only the rows it refuses are left out, each reported with its line."""
+
+    def __init__(self, engine: Engine, name: str, result: IngestResult,
+                 reject: Callable[[int, str], None]) -> None:
+        self.engine = engine
+        self.name = name
+        self.result = result
+        self.reject = reject
+        self.sql, self.order = _insert_sql(engine)
+        self.directory = _Directory(result)
+
+    def store(self, batch: Batch) -> None:
+        """Store a batch, or as much of it as the database takes."""
+        try:
+            self._write(batch)
+        except OperationalError as exc:
+            raise IngestError(
+                f"{self.name}:{batch[0][0]}: the database failed ({_first_line(exc)}); the "
+                "rows before this line are stored, and ingesting the file again loads the "
+                "rest") from exc
+        except _ROW_FAULTS as exc:
+            if len(batch) > 1:
+                half = len(batch) // 2
+                self.store(batch[:half])
+                self.store(batch[half:])
+                return
+            line = batch[0][0]
+            log.warning("%s:%d: the database refused a row that passed validation",
+                        self.name, line, exc_info=True)
+            self.reject(line, f"the database refused this row ({_first_line(exc)})")
+
+    def _write(self, batch: Batch) -> None:
+        order = self.order
+        with self.engine.begin() as conn:
+            ids, commit = self.directory.resolve(conn, batch)
+            values: list[Any] = []
+            for (_, event), (org_id, user_id) in zip(batch, ids, strict=True):
+                row = {**event, "organization_id": org_id, "user_id": user_id}
+                values.append(row if order is None else tuple(row[k] for k in order))
+            inserted = conn.exec_driver_sql(self.sql, values).rowcount
+        commit()
+        self.result.inserted += inserted
+        self.result.duplicate += len(values) - inserted
+
+
+def _clean(message: str) -> str:
+    """One printable line, whatever the row held."""
+    text = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def ingest_rows(engine: Engine, rows: Iterable[tuple[int, dict[str, Any] | str]], name: str,
                 on_error: Callable[[str], None] | None = None) -> IngestResult:
     """Insert validated rows in batches; bad rows are reported as ``name:line: why``."""
     result = IngestResult()
-    sql, order = _insert_sql(engine)
-    batch: list[dict[str, Any]] = []
 
     def reject(line: int, why: str) -> None:
-        message = f"{name}:{line}: {why}"
+        message = _clean(f"{name}:{line}: {why}")
         result.rejected += 1
-        if len(result.errors) < 1000:
+        if len(result.errors) < MAX_ERRORS:
             result.errors.append(message)
         if on_error is not None:
             on_error(message)
 
-    def flush() -> None:
-        if not batch:
-            return
-        with engine.begin() as conn:
-            directory.conn = conn
-            values: list[Any] = []
-            for event in batch:
-                org_id = directory.org_id(event.pop("organization"))
-                user_id = directory.user_id(event.pop("user_email"))
-                directory.ensure_member(org_id, user_id)
-                event["organization_id"] = org_id
-                event["user_id"] = user_id
-                values.append(event if order is None else tuple(event[k] for k in order))
-            inserted = conn.exec_driver_sql(sql, values).rowcount
-        result.inserted += inserted
-        result.duplicate += len(values) - inserted
-        batch.clear()
-
-    with engine.connect() as probe:
-        directory = _Directory(probe)
+    writer = _Writer(engine, name, result, reject)
+    batch: Batch = []
     for line, row in rows:
         if isinstance(row, str):
             reject(line, row)
             continue
         try:
-            batch.append(parse_row(row))
+            batch.append((line, parse_row(row)))
         except RowError as exc:
             reject(line, str(exc))
             continue
         if len(batch) >= BATCH:
-            flush()
-    flush()
+            writer.store(batch)
+            batch = []
+    if batch:
+        writer.store(batch)
     return result
 
 
 def ingest_file(engine: Engine, path: str,
                 on_error: Callable[[str], None] | None = None) -> IngestResult:
-    """Ingest one CSV or JSONL file (``-`` reads standard input, either format)."""
+    """Ingest one CSV or JSONL file (``-`` reads standard input, either format). Bytes that
+    are not UTF-8 reject the row they are in."""
     if path == "-":
-        stream: IO[str] = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", newline="")
+        stream: IO[str] = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig",
+                                           errors="surrogateescape", newline="")
         first = stream.readline()
         fmt = "jsonl" if first.lstrip().startswith("{") else "csv"
         lines = itertools.chain([first], stream)
@@ -323,8 +238,5 @@ def ingest_file(engine: Engine, path: str,
     file = Path(path)
     if not file.is_file():
         raise IngestError(f"{path}: no such file")
-    try:
-        with file.open(encoding="utf-8-sig", newline="") as stream:
-            return ingest_rows(engine, read_rows(stream, path, fmt), path, on_error)
-    except UnicodeDecodeError as exc:
-        raise IngestError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    with file.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as stream:
+        return ingest_rows(engine, read_rows(stream, path, fmt), path, on_error)

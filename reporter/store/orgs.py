@@ -1,20 +1,39 @@
-"""Organizations and members: look up, create and change them."""
+"""Organizations and members: look up, create and change them, safely from many processes.
+
+Creating is insert-or-ignore (``ON CONFLICT DO NOTHING``) and then a read, so two
+processes that create the same organization, user or membership at once both succeed.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
-from sqlalchemy import Engine, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
-from reporter import periods
+from reporter import addresses, periods
 from reporter.errors import ReporterError, StoreError
-from reporter.store.schema import ROLES, Membership, Organization, UsageEvent, User
+from reporter.store.schema import NAME_LENGTH, ROLES, Membership, Organization, UsageEvent, User
+
+log = logging.getLogger(__name__)
+
+#: the longest organization slug (the column holds more, for slugs made before the rule)
+SLUG_MAX = 100
+SLUG_RULE = (f"lowercase letters a-z, digits, '-', '_' and '.', starting with a letter or "
+             f"a digit, at most {SLUG_MAX} characters")
+_SLUG = re.compile(rf"[a-z0-9][a-z0-9._-]{{0,{SLUG_MAX - 1}}}", re.ASCII)
+#: characters no stored text may hold: NUL (PostgreSQL refuses it) and lone surrogates
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
 class OrgInfo:
+    """An organization as reports see it."""
+
     id: int
     slug: str
     name: str
@@ -23,6 +42,8 @@ class OrgInfo:
 
 @dataclass(frozen=True)
 class MemberInfo:
+    """A member of one organization: the name and role are that organization's."""
+
     user_id: int
     email: str
     name: str | None
@@ -30,35 +51,107 @@ class MemberInfo:
     active: bool
 
 
-def _info(org: Organization) -> OrgInfo:
-    return OrgInfo(org.id, org.slug, org.name, org.timezone)
-
-
-def normalize_email(email: str) -> str:
-    cleaned = email.strip().lower()
-    if "@" not in cleaned or cleaned.startswith("@") or cleaned.endswith("@") or " " in cleaned:
-        raise ReporterError(f"{email!r} is not an email address")
-    return cleaned
+def is_slug(text: str) -> bool:
+    """Whether ``text`` is a valid organization slug."""
+    return _SLUG.fullmatch(text) is not None
 
 
 def check_slug(slug: str) -> str:
+    """The slug, or ReporterError naming the rule it breaks."""
     cleaned = slug.strip()
     if not cleaned:
         raise ReporterError("organization slug is empty")
+    if not is_slug(cleaned):
+        shown = repr(cleaned if len(cleaned) <= 60 else cleaned[:60] + "...")
+        raise ReporterError(f"{shown} is not a valid organization slug ({SLUG_RULE})")
     return cleaned
 
 
+def check_name(name: str, what: str = "name") -> str:
+    """A display name that every database can store, or ReporterError saying why not."""
+    if len(name) > NAME_LENGTH:
+        raise ReporterError(f"{what} is longer than {NAME_LENGTH} characters")
+    if _UNSTORABLE.search(name):
+        raise ReporterError(f"{what} {name!r} holds a NUL character or a lone surrogate")
+    return name
+
+
+def _insert_ignore(conn: Connection, table: Any, values: dict[str, Any],
+                   keys: list[str]) -> Any:
+    """INSERT ... ON CONFLICT (keys) DO NOTHING on PostgreSQL and SQLite."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        statement: Any = postgresql.insert(table)
+    elif dialect == "sqlite":
+        statement = sqlite.insert(table)
+    else:
+        raise StoreError(f"database {dialect} is not supported")
+    return statement.values(values).on_conflict_do_nothing(index_elements=keys)
+
+
+def ensure_org(conn: Connection, slug: str, name: str | None = None,
+               timezone: str = "UTC") -> tuple[int, bool]:
+    """The id of organization ``slug`` (a checked slug), created if missing; and whether
+    this call created it."""
+    found = conn.scalar(select(Organization.id).where(Organization.slug == slug))
+    if found is not None:
+        return found, False
+    created: int | None = conn.scalar(_insert_ignore(
+        conn, Organization, {"slug": slug, "name": name or slug, "timezone": timezone},
+        ["slug"]).returning(Organization.id))
+    if created is not None:
+        log.info("created organization %s", slug)
+        return created, True
+    found = conn.execute(select(Organization.id).where(Organization.slug == slug)).scalar_one()
+    return found, False
+
+
+def ensure_user(conn: Connection, email: str) -> int:
+    """The id of the user with this (normalized) email, created if missing."""
+    found = conn.scalar(select(User.id).where(User.email == email))
+    if found is not None:
+        return found
+    created: int | None = conn.scalar(
+        _insert_ignore(conn, User, {"email": email}, ["email"]).returning(User.id))
+    if created is not None:
+        return created
+    return conn.execute(select(User.id).where(User.email == email)).scalar_one()
+
+
+def ensure_membership(conn: Connection, org_id: int, user_id: int, role: str = "member",
+                      name: str | None = None) -> bool:
+    """Make the user a member (role ``role``) unless they already are one; whether this call
+    created the membership."""
+    exists = conn.scalar(select(Membership.role).where(
+        Membership.organization_id == org_id, Membership.user_id == user_id))
+    if exists is not None:
+        return False
+    created = conn.execute(_insert_ignore(
+        conn, Membership, {"organization_id": org_id, "user_id": user_id, "role": role,
+                           "name": name}, ["organization_id", "user_id"])).rowcount
+    return bool(created)
+
+
+def _info(row: Any) -> OrgInfo:
+    return OrgInfo(row.id, row.slug, row.name, row.timezone)
+
+
+_ORG_COLUMNS = (Organization.id, Organization.slug, Organization.name, Organization.timezone)
+
+
 def get_org(engine: Engine, slug: str) -> OrgInfo:
-    with Session(engine) as session:
-        org = session.scalar(select(Organization).where(Organization.slug == slug))
-        if org is None:
-            raise StoreError(f"unknown organization {slug!r}")
-        return _info(org)
+    """The organization ``slug``; StoreError when there is none."""
+    with engine.connect() as conn:
+        row = conn.execute(select(*_ORG_COLUMNS).where(Organization.slug == slug)).first()
+    if row is None:
+        raise StoreError(f"unknown organization {slug!r}")
+    return _info(row)
 
 
 def list_orgs(engine: Engine) -> list[OrgInfo]:
-    with Session(engine) as session:
-        return [_info(o) for o in session.scalars(select(Organization).order_by(Organization.slug))]
+    """Every organization, by slug."""
+    with engine.connect() as conn:
+        return [_info(r) for r in conn.execute(select(*_ORG_COLUMNS).order_by(Organization.slug))]
 
 
 def set_org(engine: Engine, slug: str, *, name: str | None = None,
@@ -67,76 +160,76 @@ def set_org(engine: Engine, slug: str, *, name: str | None = None,
     slug = check_slug(slug)
     if timezone is not None:
         periods.zone(timezone)
-    with Session(engine) as session, session.begin():
-        org = session.scalar(select(Organization).where(Organization.slug == slug))
-        if org is None:
-            org = Organization(slug=slug, name=name or slug, timezone=timezone or "UTC")
-            session.add(org)
-        else:
-            if name is not None:
-                org.name = name
-            if timezone is not None:
-                org.timezone = timezone
-        session.flush()
-        return _info(org)
+    if name is not None:
+        check_name(name)
+    with engine.begin() as conn:
+        org_id, created = ensure_org(conn, slug, name, timezone or "UTC")
+        changes = {k: v for k, v in (("name", name), ("timezone", timezone)) if v is not None}
+        if changes and not created:
+            conn.execute(update(Organization).where(Organization.id == org_id).values(changes))
+        return _info(conn.execute(select(*_ORG_COLUMNS).where(Organization.id == org_id)).one())
 
 
 def set_member(engine: Engine, slug: str, email: str, *, role: str | None = None,
                name: str | None = None) -> MemberInfo:
-    """Create or change a member of an organization (creating either as needed)."""
+    """Create or change a member of an organization (creating either as needed); the name is
+    this organization's name for them, other organizations keep theirs."""
     if role is not None and role not in ROLES:
         raise ReporterError(f"unknown role {role!r} (one of: {', '.join(ROLES)})")
-    email = normalize_email(email)
-    org_id = set_org(engine, slug).id
-    with Session(engine) as session, session.begin():
-        user = session.scalar(select(User).where(User.email == email))
-        if user is None:
-            user = User(email=email, name=name)
-            session.add(user)
-            session.flush()
-        elif name is not None:
-            user.name = name
-        membership = session.get(Membership, (org_id, user.id))
-        if membership is None:
-            membership = Membership(organization_id=org_id, user_id=user.id,
-                                    role=role or "member")
-            session.add(membership)
-        else:
+    email = addresses.normalize(email)
+    slug = check_slug(slug)
+    if name is not None:
+        check_name(name)
+    with engine.begin() as conn:
+        org_id, _ = ensure_org(conn, slug)
+        user_id = ensure_user(conn, email)
+        if not ensure_membership(conn, org_id, user_id, role or "member", name):
+            changes: dict[str, Any] = {"removed_at": None}
             if role is not None:
-                membership.role = role
-            membership.removed_at = None
-        return MemberInfo(user.id, user.email, user.name, membership.role, True)
+                changes["role"] = role
+            if name is not None:
+                changes["name"] = name
+            conn.execute(update(Membership).where(
+                Membership.organization_id == org_id, Membership.user_id == user_id)
+                .values(changes))
+        row = conn.execute(select(Membership.role, Membership.name).where(
+            Membership.organization_id == org_id, Membership.user_id == user_id)).one()
+    return MemberInfo(user_id, email, row.name, row.role, True)
 
 
 def remove_member(engine: Engine, slug: str, email: str, now: datetime | None = None) -> None:
     """Mark a member as gone: their usage stays in reports, they receive nothing."""
-    email = normalize_email(email)
+    email = addresses.normalize(email)
     org_id = get_org(engine, slug).id
-    with Session(engine) as session, session.begin():
-        row = session.execute(
-            select(Membership).join(User, User.id == Membership.user_id)
-            .where(Membership.organization_id == org_id, User.email == email)
-        ).scalar_one_or_none()
-        if row is None:
+    with engine.begin() as conn:
+        user_id = conn.scalar(select(User.id).where(User.email == email))
+        done = 0
+        if user_id is not None:
+            done = conn.execute(update(Membership).where(
+                Membership.organization_id == org_id, Membership.user_id == user_id)
+                .values(removed_at=now or datetime.now(UTC))).rowcount
+        if not done:
             raise StoreError(f"{email} is not a member of {slug!r}")
-        row.removed_at = now or datetime.now(UTC)
 
 
 def members(engine: Engine, org_id: int, *, include_removed: bool = False) -> list[MemberInfo]:
-    with Session(engine) as session:
-        query = (select(User, Membership).join(Membership, Membership.user_id == User.id)
-                 .where(Membership.organization_id == org_id).order_by(User.email))
-        out = []
-        for user, membership in session.execute(query):
-            active = membership.removed_at is None
+    """The members of an organization by email (present ones, or all)."""
+    query = (select(User.id, User.email, Membership.name, Membership.role,
+                    Membership.removed_at)
+             .join(Membership, Membership.user_id == User.id)
+             .where(Membership.organization_id == org_id).order_by(User.email))
+    out = []
+    with engine.connect() as conn:
+        for user_id, email, name, role, removed_at in conn.execute(query):
+            active = removed_at is None
             if active or include_removed:
-                out.append(MemberInfo(user.id, user.email, user.name, membership.role, active))
-        return out
+                out.append(MemberInfo(user_id, email, name, role, active))
+    return out
 
 
 def get_member(engine: Engine, org: OrgInfo, email: str) -> MemberInfo:
     """A member of ``org`` (present or removed) by email; StoreError when unknown."""
-    wanted = normalize_email(email)
+    wanted = addresses.normalize(email)
     for member in members(engine, org.id, include_removed=True):
         if member.email == wanted:
             return member
@@ -148,8 +241,8 @@ def first_event_date(engine: Engine, org: OrgInfo, user_id: int | None = None) -
     query = select(func.min(UsageEvent.ts_us)).where(UsageEvent.organization_id == org.id)
     if user_id is not None:
         query = query.where(UsageEvent.user_id == user_id)
-    with Session(engine) as session:
-        first = session.scalar(query)
+    with engine.connect() as conn:
+        first = conn.scalar(query)
     if first is None:
         return None
     instant = datetime.fromtimestamp(first / 1_000_000, UTC)

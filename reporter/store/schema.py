@@ -17,6 +17,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -26,6 +27,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ROLES = ("owner", "admin", "member")
+
+#: column sizes that ingest and the store check before the database sees a value
+SLUG_LENGTH = 200
+NAME_LENGTH = 300
+EMAIL_LENGTH = 320
+EVENT_ID_LENGTH = 255
+TIMEZONE_LENGTH = 64
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -44,20 +52,23 @@ class Organization(Base):
     __tablename__ = "organizations"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    slug: Mapped[str] = mapped_column(String(200), unique=True)
-    name: Mapped[str] = mapped_column(String(300))
-    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    slug: Mapped[str] = mapped_column(String(SLUG_LENGTH), unique=True)
+    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    timezone: Mapped[str] = mapped_column(String(TIMEZONE_LENGTH), default="UTC")
 
 
 class User(Base):
+    """A person, by email address; names and roles belong to their memberships."""
+
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
-    name: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    email: Mapped[str] = mapped_column(String(EMAIL_LENGTH), unique=True)
 
 
 class Membership(Base):
+    """A user in an organization: the role and the display name that organization uses."""
+
     __tablename__ = "memberships"
 
     organization_id: Mapped[int] = mapped_column(
@@ -67,15 +78,17 @@ class Membership(Base):
                                          primary_key=True)
     role: Mapped[str] = mapped_column(String(16), default="member")
     removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    name: Mapped[str | None] = mapped_column(String(NAME_LENGTH), nullable=True)
 
 
 class UsageEvent(Base):
-    """One API request. ``ts_us`` is microseconds since the Unix epoch, UTC;
-    ``cost_nanos`` is the cost in nano-dollars (1e-9 USD), exact."""
+    """One API request. ``id`` is the provider's request id, unique within its organization;
+    ``ts_us`` is microseconds since the Unix epoch, UTC; ``cost_nanos`` is the cost in
+    nano-dollars (1e-9 USD), exact."""
 
     __tablename__ = "usage_events"
 
-    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    id: Mapped[str] = mapped_column(String(EVENT_ID_LENGTH))
     organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     ts_us: Mapped[int] = mapped_column(BigInteger)
@@ -88,6 +101,7 @@ class UsageEvent(Base):
     cost_nanos: Mapped[int] = mapped_column(BigInteger)
 
     __table_args__ = (
+        PrimaryKeyConstraint("organization_id", "id"),
         Index("ix_usage_events_org_ts", "organization_id", "ts_us"),
         Index("ix_usage_events_org_user_ts", "organization_id", "user_id", "ts_us"),
     )
@@ -161,6 +175,17 @@ leases = Table(
     Column("expires_at", UTCDateTime, nullable=False),
 )
 
+# -- sources: how far each configured source was read (reporter.store.sources) -----------
 
-__all__ = ["ROLES", "Base", "Membership", "Organization", "UTCDateTime", "UsageEvent", "User",
-           "fires", "leases", "runs"]
+source_watermarks = Table(
+    "source_watermarks", Base.metadata,
+    Column("name", String(200), primary_key=True),
+    Column("last_ts", UTCDateTime, nullable=False),
+    Column("last_id", String(255), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+
+__all__ = ["EMAIL_LENGTH", "EVENT_ID_LENGTH", "NAME_LENGTH", "ROLES", "SLUG_LENGTH",
+           "TIMEZONE_LENGTH", "Base", "Membership", "Organization", "UTCDateTime", "UsageEvent",
+           "User", "fires", "leases", "runs"]

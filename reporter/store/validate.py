@@ -1,0 +1,174 @@
+"""One usage row judged on its own: every value the database would refuse (or that would
+make a report impossible) is refused here first, with a message saying why."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from reporter import addresses, money
+from reporter.store import orgs
+from reporter.store.schema import EMAIL_LENGTH, EVENT_ID_LENGTH
+
+REQUIRED = ("id", "timestamp", "organization", "user_email", "model",
+            "input_tokens", "output_tokens", "cost_usd")
+OPTIONAL = ("project", "cache_read_tokens", "cache_write_tokens")
+FIELDS = frozenset(REQUIRED + OPTIONAL)
+#: each token count of one request is below this: a million requests at the limit still
+#: sum far inside a 64-bit integer
+MAX_TOKENS = 10**12
+#: the longest model id and project id
+MAX_TEXT = 1000
+_LIMITS = {"id": EVENT_ID_LENGTH, "model": MAX_TEXT, "project": MAX_TEXT}
+#: lone surrogates (a JSON ``\ud800``, or bytes that were not UTF-8) and control characters
+_BAD = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class RowError(ValueError):
+    """One row is bad; the message says why."""
+
+
+def show(value: Any, limit: int = 40) -> str:
+    """A value as a message shows it: quoted, escaped, and cut short when long."""
+    if isinstance(value, str):
+        return repr(value if len(value) <= limit else value[:limit] + "...")
+    text = json.dumps(value, default=str)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _bad_text(key: str, value: str) -> RowError:
+    if _SURROGATE.search(value):
+        return RowError(f"{key} is not valid Unicode text (a lone surrogate, or bytes that are "
+                        "not UTF-8)")
+    return RowError(f"{key} contains a line break or another control character")
+
+
+def _text(row: dict[str, Any], key: str, *, required: bool = True) -> str | None:
+    value = row.get(key)
+    if type(value) is str:
+        value = value.strip()
+        if value:
+            limit = _LIMITS.get(key)
+            if limit is not None and len(value) > limit:
+                raise RowError(f"{key} is longer than {limit} characters")
+            if _BAD.search(value):
+                raise _bad_text(key, value)
+            return value
+    elif value is not None:
+        raise RowError(f"{key} must be text, not {show(value)}")
+    if required:
+        raise RowError(f"missing {key}")
+    return None
+
+
+def _count(row: dict[str, Any], key: str, *, required: bool = True) -> int:
+    value = row.get(key)
+    if type(value) is str:
+        text = value.strip()
+        if text.isascii() and text.isdigit():  # ASCII digits only: no sign, "_" or spaces
+            return _bounded(key, int(text) if len(text) <= 13 else MAX_TOKENS, value)
+        if text:
+            raise RowError(f"{key} must be a non-negative integer, not {show(value)}")
+        value = None
+    if value is None:
+        if required:
+            raise RowError(f"missing {key}")
+        return 0
+    if type(value) is not int or value < 0:
+        raise RowError(f"{key} must be a non-negative integer, not {show(value)}")
+    return _bounded(key, value, value)
+
+
+def _bounded(key: str, number: int, value: Any) -> int:
+    if number >= MAX_TOKENS:
+        raise RowError(f"{key} {show(value)} is too large (at most {MAX_TOKENS - 1:,} "
+                       "for one request)")
+    return number
+
+
+def _cost(row: dict[str, Any]) -> int:
+    cost = row.get("cost_usd")
+    if cost is None or cost == "":
+        raise RowError("missing cost_usd")
+    if type(cost) is str:
+        text = cost
+    elif type(cost) is int:
+        text = str(cost)
+    elif isinstance(cost, Decimal) and cost.is_finite():
+        text = format(cost, "f")  # a JSON number, read exactly
+    else:
+        raise RowError(f"cost_usd must be a decimal string, not {show(cost)}")
+    if len(text) > 40:
+        raise RowError(f"cost_usd {show(text)} is not a decimal number of at most "
+                       f"{money.MAX_DECIMALS} places")
+    try:
+        return money.parse_usd(text)
+    except ValueError as exc:
+        raise RowError(str(exc).replace("cost ", "cost_usd ", 1)) from None
+
+
+def _email(row: dict[str, Any]) -> str:
+    value = row.get("user_email")
+    if value is None or (type(value) is str and not value.strip()):
+        raise RowError("missing user_email")
+    if type(value) is not str:
+        raise RowError(f"user_email must be text, not {show(value)}")
+    if len(value.strip()) > EMAIL_LENGTH:
+        raise RowError(f"user_email is longer than {EMAIL_LENGTH} characters")
+    try:
+        return addresses.normalize(value)
+    except addresses.AddressError as exc:
+        raise RowError(f"user_email {exc}") from None
+
+
+def _slug(row: dict[str, Any]) -> str:
+    slug = _text(row, "organization")
+    assert slug is not None
+    if not orgs.is_slug(slug):
+        raise RowError(f"organization {show(slug)} is not a valid slug ({orgs.SLUG_RULE})")
+    return slug
+
+
+def parse_timestamp(value: Any) -> int:
+    """An ISO 8601 timestamp with an offset (or Z) as microseconds since the epoch, UTC."""
+    if not isinstance(value, str) or not value.strip():
+        raise RowError("missing timestamp")
+    text = value.strip()
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise RowError(f"timestamp {show(text)} is not a valid ISO 8601 date and time") from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise RowError(f"timestamp {show(text)} has no UTC offset (add Z or +HH:MM)")
+    try:
+        delta = moment - _EPOCH
+    except OverflowError:
+        raise RowError(f"timestamp {show(text)} is out of range") from None
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def parse_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Validate one raw row; the event's column values, or RowError."""
+    if not FIELDS.issuperset(row):
+        unknown = sorted(show(k) for k in row if k not in FIELDS)
+        raise RowError(f"unknown column{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}")
+    cost_nanos = _cost(row)
+    email = _email(row)
+    return {
+        "id": _text(row, "id"),
+        "ts_us": parse_timestamp(row.get("timestamp")),
+        "organization": _slug(row),
+        "user_email": email,
+        "model": _text(row, "model"),
+        "project": _text(row, "project", required=False),
+        "input_tokens": _count(row, "input_tokens"),
+        "output_tokens": _count(row, "output_tokens"),
+        "cache_read_tokens": _count(row, "cache_read_tokens", required=False),
+        "cache_write_tokens": _count(row, "cache_write_tokens", required=False),
+        "cost_nanos": cost_nanos,
+    }
