@@ -30,6 +30,8 @@ PROJECTS = ("example-repo", "billing-service", "mobile-app", "data-pipeline", No
 
 @dataclass(frozen=True)
 class DemoMember:
+    """A demo member: address, name, role and how busy they are."""
+
     email: str
     name: str
     role: str
@@ -39,6 +41,8 @@ class DemoMember:
 
 @dataclass(frozen=True)
 class DemoOrg:
+    """A demo organization and its members."""
+
     slug: str
     name: str
     timezone: str

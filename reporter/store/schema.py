@@ -26,12 +26,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from reporter import addresses
+
 ROLES = ("owner", "admin", "member")
 
 #: column sizes that ingest and the store check before the database sees a value
 SLUG_LENGTH = 200
 NAME_LENGTH = 300
-EMAIL_LENGTH = 320
+EMAIL_LENGTH = addresses.MAX_LENGTH
 EVENT_ID_LENGTH = 255
 TIMEZONE_LENGTH = 64
 
@@ -45,10 +47,14 @@ NAMING = {
 
 
 class Base(DeclarativeBase):
+    """The one MetaData of every table, with the constraint naming convention."""
+
     metadata = MetaData(naming_convention=NAMING)
 
 
 class Organization(Base):
+    """An organization: its slug, display name and IANA timezone."""
+
     __tablename__ = "organizations"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -116,6 +122,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """UTC on the way in (naive UTC for SQLite)."""
         if value is None:
             return None
         value = value.astimezone(UTC)
@@ -123,6 +130,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None,
                              dialect: Dialect) -> datetime | None:
+        """An aware UTC datetime on the way out."""
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
