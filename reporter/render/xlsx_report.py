@@ -12,8 +12,16 @@ from openpyxl.chart import BarChart, Reference
 from openpyxl.styles import Font
 from openpyxl.workbook import Workbook
 
-from reporter.money import format_usd
-from reporter.render.xlsx_sheet import Column, Sheet, cell_text, clean_text, is_risky, usd_format
+from reporter.money import NANOS_PER_USD, format_usd
+from reporter.render.xlsx_sheet import (
+    DATE_FORMAT,
+    Column,
+    Sheet,
+    cell_text,
+    clean_text,
+    is_risky,
+    usd_format,
+)
 from reporter.render.xlsx_table import TableSheet, splice
 from reporter.report.model import Metrics, Report
 
@@ -86,7 +94,8 @@ def _summary_sheet(wb: Workbook, report: Report) -> None:
     # widths: column B holds values of every kind; measure it as text of the longest value
     longest = max([len(str(v)) for _, v, kind in left if kind == "text"] + [14])
     widths = [30, min(60, longest + 2), 3, 12,
-              max(14, len(f"${summary.cost_nanos / 1e9:,.{report.cost_places}f}") + 2), 12, 14]
+              max(14, len(f"${summary.cost_nanos / NANOS_PER_USD:,.{report.cost_places}f}") + 2),
+              12, 14]
     for letter, width in zip("ABCDEFG", widths, strict=True):
         ws.column_dimensions[letter].width = width
 
@@ -129,7 +138,7 @@ def _summary_sheet(wb: Workbook, report: Report) -> None:
                    titles_from_data=True)
     chart.set_categories(Reference(ws, min_col=4, min_row=4, max_row=3 + len(daily)))
     chart.y_axis.numFmt = usd_format(2)
-    chart.x_axis.number_format = "yyyy-mm-dd"
+    chart.x_axis.number_format = DATE_FORMAT
     chart.x_axis.delete = False
     chart.y_axis.delete = False
     ws.add_chart(chart, "I3")

@@ -13,7 +13,8 @@ from openpyxl.styles import Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.workbook import Workbook
 
-NANOS_PER_USD = 1_000_000_000
+from reporter.money import NANOS_PER_USD
+
 DATE_FORMAT = "yyyy-mm-dd"
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 COUNT_FORMAT = "#,##0"
