@@ -1,0 +1,162 @@
+"""Kilo Code's cloud database: ``microdollar_usage`` with ``kilocode_users``,
+``organizations`` and ``organization_memberships``; organizations, members, names and
+roles are created and kept up to date as they are found."""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from reporter.errors import ReporterError
+from reporter.store import orgs
+from reporter.store.sources.common import (
+    NO_EMAIL,
+    NOT_CONFIGURED,
+    PERSONAL,
+    Reader,
+    Skip,
+    SourceError,
+    count,
+    iso,
+    micro_usd,
+)
+
+log = logging.getLogger(__name__)
+
+_SELECT = """
+SELECT u.created_at, u.id, u.kilo_user_id, u.organization_id, u.model, u.project_id,
+       u.input_tokens, u.output_tokens, u.cache_hit_tokens, u.cache_write_tokens, u.cost,
+       k.google_user_email, k.google_user_name, m.role
+FROM microdollar_usage AS u
+LEFT JOIN kilocode_users AS k ON k.id = u.kilo_user_id
+LEFT JOIN organization_memberships AS m
+       ON m.organization_id = u.organization_id AND m.kilo_user_id = u.kilo_user_id
+WHERE {where}
+ORDER BY u.created_at, u.id
+LIMIT :limit"""
+ROLES = {"owner": "owner", "admin": "admin"}  # every other Kilo role is a plain member
+
+
+def slug_of(name: str) -> str:
+    """An organization slug from a display name: ``"Acme Corp."`` -> ``"acme-corp"``."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+
+
+class KiloReader(Reader):
+    """Reads ``microdollar_usage``: cost in microdollars (exact), cache hit and write
+    tokens, the member's Google email and name, the organization and the member's role."""
+
+    what = "usage"
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        self.slugs: dict[str, str] = {}        # Kilo organization id -> our slug
+        self.names: dict[str, str] = {}        # our slug -> Kilo organization name
+        self.unmapped: dict[str, str] = {}     # Kilo organization id -> why it is skipped
+        self.seen_orgs: set[str] = set()
+        self.seen_members: dict[tuple[str, str], tuple[str | None, str | None]] = {}
+        self.done_orgs: set[str] = set()
+        self.done_members: set[tuple[str, str]] = set()
+
+    def check(self, dialect: str) -> None:
+        if dialect != "postgresql":
+            raise SourceError(f"source {self.settings.name!r}: kind kilo reads Kilo Code's "
+                              f"PostgreSQL database, not {dialect}")
+
+    def prepare(self, conn: Any) -> None:
+        configured: dict[str, str] | None = (dict(self.settings.organizations)
+                                             if self.settings.organizations is not None
+                                             else None)
+        by_slug: dict[str, list[str]] = {}
+        for org_id, name in conn.execute(text("SELECT id, name FROM organizations")):
+            key = str(org_id)
+            if configured is not None:
+                if key not in configured:
+                    self.unmapped[key] = f"organization {name!r} ({key}) is not in " \
+                                         "'organizations'"
+                    continue
+                slug = configured[key]
+            else:
+                slug = slug_of(name or "") or key
+            by_slug.setdefault(slug, []).append(key)
+            self.slugs[key] = slug
+            self.names[slug] = name or slug
+        for slug, ids in by_slug.items():
+            if len(ids) > 1:
+                for key in ids:
+                    del self.slugs[key]
+                    self.unmapped[key] = (f"organizations {', '.join(sorted(ids))} would all "
+                                          f"be {slug!r}; map them in 'organizations'")
+
+    def first_page(self, dialect: Any) -> str:
+        return _SELECT.format(where="u.created_at >= :start")
+
+    def next_page(self, dialect: Any) -> str:
+        return _SELECT.format(where="(u.created_at, u.id) > (:ts, :id)")
+
+    def map(self, row: Any) -> dict[str, Any] | Skip:
+        (created_at, usage_id, kilo_user, org_id, model, project, input_tokens, output_tokens,
+         cache_hit, cache_write, cost, email, name, role) = row
+        if org_id is None:
+            return Skip(PERSONAL)
+        key = str(org_id)
+        slug = self.slugs.get(key)
+        if slug is None:
+            return Skip(NOT_CONFIGURED, self.unmapped.get(
+                key, f"organization {key} is not in the organizations table"))
+        if not email:
+            return Skip(NO_EMAIL, f"user {kilo_user!r} has no email")
+        email = email.strip().lower()
+        self.seen_orgs.add(slug)
+        member = (slug, email)
+        if member not in self.done_members:
+            self.seen_members[member] = (name or None, ROLES.get(role, "member") if role
+                                         else None)
+        return {
+            "id": str(usage_id),
+            "timestamp": iso(created_at),
+            "organization": slug,
+            "user_email": email,
+            "model": model,
+            "project": project or None,
+            "input_tokens": count(input_tokens),
+            "output_tokens": count(output_tokens),
+            "cache_read_tokens": count(cache_hit),
+            "cache_write_tokens": count(cache_write),
+            "cost_usd": micro_usd(cost) if isinstance(cost, int) else cost,
+        }
+
+    def before_ingest(self, engine: Engine) -> None:
+        """Create organizations and members the page names, with Kilo's names and roles;
+        a member removed here stays removed."""
+        current: dict[str, orgs.OrgInfo] | None = None
+        for slug in sorted(self.seen_orgs - self.done_orgs):
+            if current is None:
+                current = {o.slug: o for o in orgs.list_orgs(engine)}
+            known = current.get(slug)
+            if known is None or known.name != self.names[slug]:
+                orgs.set_org(engine, slug, name=self.names[slug])
+                log.info("organization %s: name %r from Kilo", slug, self.names[slug])
+            self.done_orgs.add(slug)
+        members: dict[str, dict[str, orgs.MemberInfo]] = {}
+        for (slug, email), (name, role) in sorted(self.seen_members.items()):
+            if slug not in members:
+                org = orgs.get_org(engine, slug)
+                members[slug] = {m.email: m for m in orgs.members(engine, org.id,
+                                                                  include_removed=True)}
+            have = members[slug].get(email)
+            changed = have is not None and have.active and (
+                (role is not None and have.role != role) or (name is not None
+                                                             and have.name != name))
+            if have is None or changed:
+                try:
+                    orgs.set_member(engine, slug, email, role=role, name=name)
+                except ReporterError:
+                    pass  # not an address: the store rejects the row with its reason
+            self.done_members.add((slug, email))
+        self.seen_members.clear()
