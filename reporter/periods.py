@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -17,12 +17,17 @@ CUSTOM = "custom"
 
 @dataclass(frozen=True)
 class Period:
-    """Inclusive calendar dates ``first..last`` in ``timezone``; ``[start, end)`` in UTC."""
+    """Inclusive calendar dates ``first..last`` in ``timezone``; ``[start, end)`` in UTC.
+
+    ``partial``: the last day had not ended when the period was resolved (a report "to
+    date"); its label says so.
+    """
 
     name: str
     first: date
     last: date
     timezone: str
+    partial: bool = field(default=False, compare=False)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -52,7 +57,7 @@ class Period:
             span = self.first.isoformat()
         else:
             span = f"{self.first.isoformat()} to {self.last.isoformat()}"
-        return f"{span} ({self.timezone})"
+        return f"{span} ({self.timezone})" + (" (to date)" if self.partial else "")
 
     @property
     def slug(self) -> str:
@@ -131,6 +136,14 @@ def resolve(
     zone(timezone)
     if as_of.tzinfo is None:
         raise PeriodError("the reference time must carry a timezone")
+    period = _resolve(name, timezone, as_of, first, last, earliest)
+    if period.end > as_of:
+        period = Period(period.name, period.first, period.last, period.timezone, partial=True)
+    return period
+
+
+def _resolve(name: str | None, timezone: str, as_of: datetime, first: date | None,
+             last: date | None, earliest: date | None) -> Period:
     if name in (None, CUSTOM):
         if first is None or last is None:
             raise PeriodError("give a period name or both --from and --to")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import textwrap
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -87,6 +90,14 @@ class Mailbox:
     def to(self, address: str) -> list[EmailMessage]:
         return [m for rcpts, m in self.received if address in rcpts]
 
+    def counts(self) -> dict[str, int]:
+        """How many messages each recipient received."""
+        out: dict[str, int] = {}
+        for recipients, _ in self.received:
+            for address in recipients:
+                out[address] = out.get(address, 0) + 1
+        return out
+
 
 @contextmanager
 def smtp_server(mailbox: Mailbox, port: int | None = None) -> Iterator[int]:
@@ -97,3 +108,27 @@ def smtp_server(mailbox: Mailbox, port: int | None = None) -> Iterator[int]:
         yield port
     finally:
         controller.stop()
+
+
+@dataclass
+class SlowMailbox(Mailbox):
+    """A Mailbox that keeps each client waiting at MAIL FROM, before any of the message is
+    sent: ``delay`` seconds, and then until ``gate`` is set (when there is one). A client
+    killed during the wait has sent nothing. ``waiting`` counts the clients waiting now."""
+
+    delay: float = 0.0
+    gate: threading.Event | None = None
+    waiting: int = 0
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
+                          mail_options: list[str]) -> str:
+        self.waiting += 1
+        try:
+            until = time.monotonic() + self.delay
+            while time.monotonic() < until or (self.gate is not None and not self.gate.is_set()):
+                await asyncio.sleep(0.01)
+        finally:
+            self.waiting -= 1
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"

@@ -152,9 +152,12 @@ def test_crash_between_render_and_send(sqlite_engine: Engine, cfg: Config,
     assert record is not None
     assert record.state == "running"
     assert outbox(cfg) == []
-    # another run soon after leaves it to the (presumed live) first process
+    # another run soon after leaves it to the (presumed live) first process: held, which
+    # is not delivered, and says when the claim may be taken over
     soon = runner.execute(sqlite_engine, cfg, unit, now=NOW + timedelta(minutes=5))
-    assert (soon.state, soon.note) == ("already", "in progress elsewhere")
+    assert (soon.state, soon.note) == ("held", "in progress elsewhere since 2026-01-12T15:00:00Z;"
+                                       " taken over after 2026-01-12T15:10:00Z if that "
+                                       "process has stopped")
     # after the unit timeout the abandoned attempt is taken over and delivered, once
     later = runner.execute(sqlite_engine, cfg, unit, now=NOW + timedelta(minutes=11))
     assert later.state == "delivered"

@@ -20,7 +20,8 @@ from reporter.store import orgs as store
 def _run_and_print(ctx: Context, units: list[Unit], *, now: datetime, force: bool,
                    dry_run: bool) -> None:
     """Run units through the configured executor: a line per unit as it ends, a progress
-    bar on a terminal when there are several, then the summary; exit 1 on any failure."""
+    bar on a terminal when there are several, then the summary. Exit 1 when a unit failed
+    or was held by another process (this run did not deliver it)."""
     config = ctx.config
     executor = executors.from_config(config, ctx.database_url)
 
@@ -45,7 +46,10 @@ def _run_and_print(ctx: Context, units: list[Unit], *, now: datetime, force: boo
         outcomes = runner.run_units(ctx.engine, config, units, now=now, force=force,
                                     dry_run=dry_run, executor=executor, progress=show)
     click.echo(wording.summary(outcomes))
-    if wording.failed(outcomes):
+    held = wording.held(outcomes)
+    if held is not None:
+        click.echo(f"reporter: {held}", err=True)
+    if wording.failed(outcomes) or held is not None:
         sys.exit(1)
 
 

@@ -9,10 +9,13 @@ from zoneinfo import ZoneInfo
 
 from reporter.jobs.config import Config
 from reporter.jobs.ledger import Record
-from reporter.jobs.units import Outcome
+from reporter.jobs.units import HELD, SKIPPED, Outcome
 
 SUMMARY_STATES = (("delivered", "delivered"), ("already", "already delivered"),
-                  ("empty", "empty"), ("failed", "failed"), ("planned", "planned"))
+                  (HELD, "held"), ("empty", "empty"), (SKIPPED, "skipped"),
+                  ("failed", "failed"), ("planned", "planned"))
+#: states the summary shows only when some unit ended in them
+OCCASIONAL = (HELD, SKIPPED, "planned")
 
 
 def line(outcome: Outcome) -> str:
@@ -23,7 +26,7 @@ def line(outcome: Outcome) -> str:
     parts = []
     if outcome.error:
         parts.append(f"error: {outcome.error}")
-    elif outcome.note:
+    if outcome.note:
         parts.append(outcome.note)
     if outcome.recipients:
         verb = "would send to" if outcome.state == "planned" else "to"
@@ -35,14 +38,27 @@ def line(outcome: Outcome) -> str:
 
 
 def summary(outcomes: Sequence[Outcome]) -> str:
+    """``12 units: delivered 3, already delivered 8, held 1, empty 0, failed 0``."""
     counts = Counter(o.state for o in outcomes)
     shown = [f"{label} {counts[state]}" for state, label in SUMMARY_STATES
-             if counts[state] or state not in ("planned",)]
+             if counts[state] or state not in OCCASIONAL]
     return f"{len(outcomes)} units: " + ", ".join(shown)
 
 
 def failed(outcomes: Sequence[Outcome]) -> bool:
+    """Whether any unit failed."""
     return any(o.state == "failed" for o in outcomes)
+
+
+def held(outcomes: Sequence[Outcome]) -> str | None:
+    """What to say when units were left to another process (this run delivered none of
+    them), else None."""
+    count = sum(1 for o in outcomes if o.state == HELD)
+    if not count:
+        return None
+    return (f"{count} {'unit is' if count == 1 else 'units are'} being delivered by another "
+            "process, not by this run; run again after the time each 'held' line gives to "
+            "deliver what that process does not finish")
 
 
 def _when(moment: datetime | None) -> str:

@@ -58,11 +58,18 @@ class Record:
 
 @dataclass(frozen=True)
 class Claim:
-    """The result of trying to claim a unit: ``claimed`` or the state that blocked it."""
+    """The result of trying to claim a unit: ``claimed`` or the state that blocked it, with
+    the row's claim time and how often it was delivered before."""
 
     claimed: bool
     state: str
     attempts: int = 0
+    claimed_at: datetime | None = None
+    deliveries: int = 0
+
+
+#: what a plain run records when it finds a forced re-send whose process stopped
+ABANDONED = "a forced re-send was abandoned (its process stopped); the earlier delivery stands"
 
 
 def _match(unit: Unit) -> list[ColumnElement[bool]]:
@@ -72,8 +79,10 @@ def _match(unit: Unit) -> list[ColumnElement[bool]]:
 
 def claim(engine: Engine, unit: Unit, *, owner: str, now: datetime, timeout_seconds: int,
           force: bool = False) -> Claim:
-    """Take the unit for this attempt: new, failed, empty, or left running past the timeout
-    (and delivered, with ``force``). Anything else is held by, or done by, someone else."""
+    """Take the unit for this attempt: new, failed, empty, or left running with a claim not
+    refreshed for ``timeout_seconds`` (and delivered, with ``force``). A unit delivered once
+    is only sent again with ``force``: a plain run that finds a forced re-send abandoned
+    marks the unit delivered again. Anything else is held by, or done by, someone else."""
     try:
         with engine.begin() as conn:
             conn.execute(insert(runs).values(
@@ -81,45 +90,70 @@ def claim(engine: Engine, unit: Unit, *, owner: str, now: datetime, timeout_seco
                 first_day=unit.first, last_day=unit.last, period_name=unit.period_name,
                 state="running", trigger=unit.trigger, scheduled_for=unit.scheduled_for,
                 attempts=1, deliveries=0, forced=0, owner=owner, claimed_at=now))
-        return Claim(True, "new", 1)
+        return Claim(True, "new", 1, now)
     except IntegrityError:
         pass
-    takeable = R.state.in_(RETRYABLE + (("delivered",) if force else ()))
     stale = (R.state == "running") & (R.claimed_at < now - timedelta(seconds=timeout_seconds))
+    idle = R.state.in_(RETRYABLE) | stale  # nobody is working on it
+    takeable = (idle | (R.state == "delivered")) if force else (idle & (R.deliveries == 0))
     before = get(engine, unit)  # for the log line only; the UPDATE below decides
     with engine.begin() as conn:  # a write first: SQLite then holds the lock it needs
         result = conn.execute(
-            update(runs).where(*_match(unit), takeable | stale).values(
+            update(runs).where(*_match(unit), takeable).values(
                 state="running", owner=owner, claimed_at=now, attempts=R.attempts + 1,
                 trigger=unit.trigger, period_name=unit.period_name, error=None,
                 scheduled_for=unit.scheduled_for))
-        row = conn.execute(select(R.state, R.attempts).where(*_match(unit))).one()
+        if result.rowcount != 1 and not force:
+            repaired = conn.execute(update(runs).where(*_match(unit), idle, R.deliveries > 0)
+                                    .values(state="delivered", owner=None, error=ABANDONED))
+            if repaired.rowcount == 1:
+                log.warning("%s: %s", unit.key, ABANDONED)
+        row = conn.execute(select(R.state, R.attempts, R.claimed_at, R.deliveries)
+                           .where(*_match(unit))).one()
     if result.rowcount == 1:
         previous = before.state if before is not None else "new"
         if previous == "running":
             log.warning("%s: taking over an attempt left running", unit.key)
-        return Claim(True, previous, row.attempts)
-    return Claim(False, row.state, row.attempts)
+        return Claim(True, previous, row.attempts, row.claimed_at, row.deliveries)
+    return Claim(False, row.state, row.attempts, row.claimed_at, row.deliveries)
+
+
+def heartbeat(engine: Engine, unit: Unit, *, owner: str, now: datetime) -> bool:
+    """Refresh this attempt's claim to ``now``; False when it no longer holds the unit."""
+    with engine.begin() as conn:
+        result = conn.execute(update(runs).where(*_match(unit), R.owner == owner,
+                                                 R.state == "running").values(claimed_at=now))
+    return result.rowcount == 1
 
 
 def finish(engine: Engine, unit: Unit, *, owner: str, now: datetime, state: str,
            seconds: float, error: str | None = None, files: list[dict[str, Any]] | None = None,
            recipients: list[str] | None = None, timings: dict[str, float] | None = None,
-           forced: bool = False) -> bool:
-    """Record how this attempt ended; False when another process took the unit over."""
+           resend: bool = False) -> bool:
+    """Record how this attempt ended; False when another process took the unit over.
+
+    ``resend``: the attempt re-sent a delivered unit (``--force``). If it did not deliver,
+    the earlier delivery stands: the row stays ``delivered`` with its files and recipients,
+    and ``error`` says what happened to the re-send.
+    """
     assert state in STATES
     assert state != "running"
     values: dict[str, Any] = {
         "state": state, "finished_at": now, "seconds": round(seconds, 3), "error": error,
         "owner": None, "timings": json.dumps(timings or {}, sort_keys=True),
     }
+    if state == "delivered":
+        values.update(delivered_at=now, deliveries=R.deliveries + 1,
+                      forced=R.forced + (1 if resend else 0))
+    elif resend:
+        what = "failed" if state == "failed" else "sent nothing"
+        values.update(state="delivered", error=f"forced re-send {what}: {error or state}; "
+                                               "the earlier delivery stands")
+        files = recipients = None
     if files is not None:
         values["files"] = json.dumps(files)
     if recipients is not None:
         values["recipients"] = json.dumps(recipients)
-    if state == "delivered":
-        values.update(delivered_at=now, deliveries=R.deliveries + 1,
-                      forced=R.forced + (1 if forced else 0))
     with engine.begin() as conn:
         result = conn.execute(update(runs).where(*_match(unit), R.owner == owner,
                                                  R.state == "running").values(**values))
@@ -141,6 +175,7 @@ def _record(row: Any) -> Record:
 
 
 def get(engine: Engine, unit: Unit) -> Record | None:
+    """The unit's ledger row, or None when it was never claimed."""
     with engine.connect() as conn:
         row = conn.execute(select(runs).where(*_match(unit))).one_or_none()
     return _record(row) if row is not None else None

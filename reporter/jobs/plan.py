@@ -13,6 +13,10 @@ from reporter.jobs.units import Unit
 from reporter.report import aggregate
 from reporter.store import orgs as store
 
+#: named periods that end with their reference day: a job reports them up to the last
+#: complete day before it, so what it delivers is never a part of a day
+ENDING_TODAY = (*periods.ROLLING, "all", "month-to-date")
+
 
 def _org_slugs(engine: Engine, job: Job, orgs: list[str] | None) -> list[str]:
     known = [o.slug for o in store.list_orgs(engine)]
@@ -39,19 +43,42 @@ def audiences(engine: Engine, job: Job, org_slug: str) -> list[str]:
     return [f"member:{m.email}" for m in store.members(engine, org.id) if m.active]
 
 
+def _last_complete_day(reference: datetime, timezone: str) -> datetime:
+    """The last instant of the day before ``reference``'s day in ``timezone``."""
+    zone = periods.zone(timezone)
+    today = periods.local_date(reference, zone)
+    return periods.local_midnight(today, zone) - timedelta(microseconds=1)
+
+
 def plan(engine: Engine, config: Config, job_name: str, *, as_of: datetime,
          orgs: list[str] | None = None, period: str | None = None, first: date | None = None,
          last: date | None = None, trigger: str = "cli",
          scheduled_for: datetime | None = None) -> list[Unit]:
     """One unit per (organization, audience or recipient), the period resolved in each
-    organization's timezone at ``scheduled_for`` (else ``as_of``)."""
+    organization's timezone at ``scheduled_for`` (else ``as_of``).
+
+    A job delivers whole periods only: the periods that end with their reference day
+    (past-week, past-month, past-year, all, month-to-date) end with the last complete day
+    before it, and explicit dates ``first..last`` whose last day has not ended at ``as_of``
+    are refused (PeriodError).
+    """
     job = config.job(job_name)
     reference = scheduled_for or as_of
     name = period if period is not None else (None if first or last else job.period)
     units = []
     for slug in _org_slugs(engine, job, orgs):
-        resolved = aggregate.resolve_period(engine, slug, name, reference, first=first,
+        moment = reference
+        if name in ENDING_TODAY:
+            moment = _last_complete_day(reference, store.get_org(engine, slug).timezone)
+        resolved = aggregate.resolve_period(engine, slug, name, moment, first=first,
                                             last=last)
+        if name is None and resolved.end > as_of:
+            raise PeriodError(
+                f"job {job.name!r}: the period {resolved.first}..{resolved.last} is not over "
+                f"yet for organization {slug!r}: it ends "
+                f"{resolved.end.astimezone(resolved.zone).isoformat()} "
+                f"({resolved.timezone}); a report now would be partial (reporter generate "
+                f"makes one to date)")
         for audience in audiences(engine, job, slug):
             units.append(Unit(job.name, slug, audience, resolved.name, resolved.first,
                               resolved.last, trigger, scheduled_for))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from sqlalchemy import Engine
@@ -17,7 +19,7 @@ from reporter.deliver import archive, email, smtp
 from reporter.errors import DeliveryError, ReporterError
 from reporter.jobs import ledger, plan
 from reporter.jobs.config import Config, Job
-from reporter.jobs.units import HELD, Executor, Outcome, Unit
+from reporter.jobs.units import HELD, SKIPPED, Executor, Outcome, Unit
 from reporter.periods import Period
 from reporter.report import aggregate
 from reporter.report.model import Report, ReportKey
@@ -26,11 +28,82 @@ from reporter.store import orgs as store
 log = logging.getLogger(__name__)
 
 
+def advanced(now: datetime, origin: float) -> datetime:
+    """``now`` moved on by the wall-clock time since ``origin``, the ``time.time()`` at which
+    ``now`` was read: the moment a unit's work starts in another process, on the batch's
+    clock."""
+    return now + timedelta(seconds=max(0.0, time.time() - origin))
 
-def advanced(now: datetime, sent: float) -> datetime:
-    """The batch's ``now`` moved on by the time since the unit was sent (``time.time()``),
-    so the ledger's claim times advance through a batch run by other processes."""
-    return now + timedelta(seconds=max(0.0, time.time() - sent))
+
+def _utc(moment: datetime, *, up: bool = False) -> str:
+    """``2026-01-12T15:00:07Z``; ``up`` rounds to the next whole second."""
+    moment = moment.astimezone(UTC)
+    if up and moment.microsecond:
+        moment += timedelta(microseconds=1_000_000 - moment.microsecond)
+    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def held_note(claimed_at: datetime | None, timeout_seconds: int) -> str:
+    """What an outcome ``held`` says: since when, and when the claim may be taken over."""
+    if claimed_at is None:
+        return "in progress elsewhere"
+    takeover = claimed_at + timedelta(seconds=timeout_seconds)
+    return (f"in progress elsewhere since {_utc(claimed_at)}; taken over after "
+            f"{_utc(takeover, up=True)} if that process has stopped")
+
+
+def not_over(period: Period, now: datetime) -> str | None:
+    """Why a unit of ``period`` must wait at ``now`` (its last day has not ended in the
+    organization's timezone), else None."""
+    if period.end <= now:
+        return None
+    return f"period ends {period.end.astimezone(period.zone).isoformat()}; not over yet"
+
+
+class Heartbeat:
+    """Keeps a claim alive while its unit runs: every ``interval`` seconds a thread sets the
+    row's ``claimed_at`` to ``clock()``, as long as ``owner`` holds the row. ``lost`` is set
+    when it no longer does (another process took the unit over)."""
+
+    def __init__(self, engine: Engine, unit: Unit, owner: str, clock: Callable[[], datetime],
+                 interval: float) -> None:
+        self.engine = engine
+        self.unit = unit
+        self.owner = owner
+        self.clock = clock
+        self.interval = interval
+        self.lost = threading.Event()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True,
+                                        name=f"heartbeat {unit.key}")
+
+    def _beat(self) -> None:
+        while not self._done.wait(self.interval):
+            try:
+                held = ledger.heartbeat(self.engine, self.unit, owner=self.owner,
+                                        now=self.clock())
+            except Exception as exc:  # noqa: BLE001 - the next beat tries again
+                log.warning("%s: cannot refresh the claim: %s", self.unit.key,
+                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                continue
+            if not held:
+                log.warning("%s: another process took this unit over", self.unit.key)
+                self.lost.set()
+                return
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def _taken_over(timeout_seconds: int) -> str:
+    return (f"another process took this unit over while this attempt ran (its claim was "
+            f"not refreshed for {timeout_seconds} s)")
 
 
 def _period(engine: Engine, unit: Unit) -> Period:
@@ -51,8 +124,15 @@ def _formats_needed(job: Job) -> list[str]:
 
 def _deliver(engine: Engine, config: Config, job: Job, unit: Unit, now: datetime,
              force: bool, timings: dict[str, float], files: list[dict[str, Any]],
-             sent_to: list[str]) -> tuple[str, str | None]:
-    """Build, render, store and send one unit; the end state and a note."""
+             sent_to: list[str], lost: threading.Event) -> tuple[str, str | None]:
+    """Build, render, store and send one unit; the end state and a note. Nothing is stored
+    or sent once ``lost`` is set (another process took the unit over)."""
+
+    def still_ours() -> None:
+        if lost.is_set():
+            raise DeliveryError(_taken_over(config.scheduler.unit_timeout_seconds)
+                                + "; this attempt sent nothing")
+
     people = plan.recipients(engine, job, unit)
     if unit.member is not None and not people:
         return "empty", f"{unit.member} is no longer a member; nothing sent"
@@ -67,6 +147,7 @@ def _deliver(engine: Engine, config: Config, job: Job, unit: Unit, now: datetime
     timings["render"] = time.monotonic() - clock
     where = archive.folder(config.output, job.name, report.key)
     if job.store:
+        still_ours()
         clock = time.monotonic()
         files += [f.as_dict() for f in archive.store(config.output, job.name, report, rendered,
                                                     now)]
@@ -84,6 +165,7 @@ def _deliver(engine: Engine, config: Config, job: Job, unit: Unit, now: datetime
                       recipients=people, attachments=attachments,
                       max_attachment_bytes=job.email.max_attachment_bytes, now=now,
                       templates=config.templates)
+    still_ours()
     clock = time.monotonic()
     note = None
     if config.smtp is None:
@@ -101,13 +183,17 @@ def _deliver(engine: Engine, config: Config, job: Job, unit: Unit, now: datetime
     return "delivered", note
 
 
-def _dry_run(engine: Engine, config: Config, unit: Unit, force: bool) -> Outcome:
+def _dry_run(engine: Engine, config: Config, unit: Unit, force: bool, now: datetime,
+             period: Period) -> Outcome:
     job = config.job(unit.job)
     record = ledger.get(engine, unit)
-    if record is not None and record.state == "delivered" and not force:
+    timeout = config.scheduler.unit_timeout_seconds
+    if (record is not None and record.state == "running" and record.claimed_at is not None
+            and record.claimed_at >= now - timedelta(seconds=timeout)):
+        return Outcome(unit, HELD, note=held_note(record.claimed_at, timeout))
+    if record is not None and record.deliveries and not force:
         return Outcome(unit, "already", files=tuple(f["path"] for f in record.files),
                        recipients=tuple(record.recipients))
-    period = _period(engine, unit)
     people = plan.recipients(engine, job, unit) if job.email else []
     if job.skip_empty:
         report = aggregate.build(engine, unit.organization, period, member=unit.member)
@@ -121,50 +207,80 @@ def _dry_run(engine: Engine, config: Config, unit: Unit, force: bool) -> Outcome
 
 def execute(engine: Engine, config: Config, unit: Unit, *, now: datetime, force: bool = False,
             dry_run: bool = False) -> Outcome:
-    """Claim, build, render, store and send one unit. Failures become ``failed`` outcomes."""
+    """Claim, build, render, store and send one unit. Failures become ``failed`` outcomes.
+
+    ``now`` is the moment this unit's work starts: the claim's time. While the unit runs a
+    heartbeat keeps the claim fresh, so however long it takes no other process takes it
+    over; one that stops (killed, crashed) leaves a claim that goes stale after
+    ``scheduler.unit_timeout_seconds`` and is then taken over. A unit whose period is not
+    over yet at ``now`` is ``skipped`` and leaves no trace in the ledger.
+    """
     started = time.monotonic()
-    if dry_run:
-        try:
-            return _dry_run(engine, config, unit, force)
-        except ReporterError as exc:
-            return Outcome(unit, "failed", error=str(exc))
-    owner = uuid.uuid4().hex
+
+    def clock() -> datetime:
+        return now + timedelta(seconds=time.monotonic() - started)
+
+    timeout = config.scheduler.unit_timeout_seconds
     try:
         job = config.job(unit.job)
+        period = _period(engine, unit)
+        waiting = not_over(period, now)
+        if waiting is not None:
+            return Outcome(unit, SKIPPED, note=waiting)
+        if dry_run:
+            return _dry_run(engine, config, unit, force, now, period)
+    except ReporterError as exc:
+        return Outcome(unit, "failed", error=str(exc))
+    owner = uuid.uuid4().hex
+    try:
         claim = ledger.claim(engine, unit, owner=owner, now=now, force=force,
-                             timeout_seconds=config.scheduler.unit_timeout_seconds)
+                             timeout_seconds=timeout)
     except Exception as exc:  # noqa: BLE001 - one unit's trouble never stops the batch
         log.exception("%s: cannot claim", unit.key)
         return Outcome(unit, "failed", error=f"cannot claim: {exc}")
     if not claim.claimed:
+        if claim.state == "running":
+            return Outcome(unit, HELD, note=held_note(claim.claimed_at, timeout))
         record = ledger.get(engine, unit)
-        held = HELD if claim.state == "running" else claim.state
-        return Outcome(unit, "already", note=held,
+        return Outcome(unit, "already",
                        files=tuple(f["path"] for f in record.files) if record else (),
                        recipients=tuple(record.recipients) if record else ())
+    resend = claim.deliveries > 0
     timings: dict[str, float] = {}
     files: list[dict[str, Any]] = []
     sent_to: list[str] = []
     error: str | None = None
-    try:
-        note: str | None
-        state, note = _deliver(engine, config, job, unit, now, force, timings, files, sent_to)
-    except ReporterError as exc:
-        state, error, note = "failed", str(exc), None
-    except Exception as exc:  # noqa: BLE001 - a bug in one unit must not stop the others
-        log.exception("%s: unexpected error", unit.key)
-        state, error, note = "failed", f"{type(exc).__name__}: {exc}", None
+    with Heartbeat(engine, unit, owner, clock, max(0.05, timeout / 3)) as beat:
+        try:
+            note: str | None
+            state, note = _deliver(engine, config, job, unit, now, force, timings, files,
+                                   sent_to, beat.lost)
+        except ReporterError as exc:
+            state, error, note = "failed", str(exc), None
+        except Exception as exc:  # noqa: BLE001 - a bug in one unit must not stop the others
+            log.exception("%s: unexpected error", unit.key)
+            state, error, note = "failed", f"{type(exc).__name__}: {exc}", None
     seconds = time.monotonic() - started
-    finished = now + timedelta(seconds=seconds)
     try:
-        ledger.finish(engine, unit, owner=owner, now=finished, state=state, seconds=seconds,
-                      error=error or note, files=files, recipients=sent_to,
-                      timings={k: round(v, 4) for k, v in timings.items()},
-                      forced=force and claim.state == "delivered")
+        kept = ledger.finish(engine, unit, owner=owner, now=clock(), state=state,
+                             seconds=seconds, error=error or note, files=files,
+                             recipients=sent_to,
+                             timings={k: round(v, 4) for k, v in timings.items()},
+                             resend=resend)
     except Exception as exc:  # noqa: BLE001
         log.exception("%s: cannot record the outcome", unit.key)
         error = f"{error + '; ' if error else ''}cannot record the outcome: {exc}"
         state = "failed"
+    else:
+        if not kept:
+            if not (error or "").startswith(_taken_over(timeout)):
+                ended = f"ended {state}" + (f", sent to {', '.join(sent_to)}" if sent_to
+                                            else "")
+                error = (f"{_taken_over(timeout)}; this attempt {ended}, which the ledger "
+                         f"does not record{'; ' + error if error else ''}")
+            state = "failed"
+        elif resend and state != "delivered":
+            note = "the earlier delivery stands"
     log.info("%s %s %s %s %s..%s %.2fs%s", unit.job, unit.organization, unit.audience, state,
              unit.first, unit.last, seconds, f" ({error})" if error else "")
     return Outcome(unit, state, seconds, error, tuple(f["path"] for f in files),

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 TRIGGERS = ("schedule", "cli", "backfill")
-#: the note on an ``already`` outcome whose unit another process is working on right now
-HELD = "in progress elsewhere"
+#: the outcome of a unit another process holds a live claim on: not delivered by this run
+HELD = "held"
+#: the outcome of a unit whose period is not over yet: nothing sent, nothing recorded
+SKIPPED = "skipped"
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,9 @@ class Unit:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How a unit ended: ``delivered``, ``already`` (delivered before), ``empty``
-    (skip_empty and no usage), ``failed`` or ``planned`` (dry run)."""
+    """How a unit ended: ``delivered``, ``already`` (delivered before), ``held`` (another
+    process is working on it; not delivered by this run), ``empty`` (skip_empty and no
+    usage), ``skipped`` (its period is not over yet), ``failed`` or ``planned`` (dry run)."""
 
     unit: Unit
     state: str
@@ -50,7 +53,8 @@ class Outcome:
     error: str | None = None
     files: tuple[str, ...] = ()
     recipients: tuple[str, ...] = ()
-    note: str | None = None  # why nothing was sent, refused recipients, who holds the unit
+    #: why nothing was sent, the recipients refused, or when a held unit is taken over
+    note: str | None = None
 
 
 #: runs units somewhere: (units, force, dry_run, now) -> their outcomes, in order, as they end

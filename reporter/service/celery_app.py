@@ -109,8 +109,10 @@ def _engine_and_config() -> tuple[Any, Any]:
     name=TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
     autoretry_for=(OSError,), retry_backoff=True, retry_backoff_max=60, max_retries=5)
 def execute_unit(self: Any, unit: dict[str, Any], force: bool, dry_run: bool, now: str,
-                 sent: float) -> dict[str, Any]:
-    """Run one unit through the ledger; the ledger makes a redelivered task harmless."""
+                 origin: float) -> dict[str, Any]:
+    """Run one unit through the ledger; the ledger makes a redelivered task harmless. Its
+    work starts at ``now`` advanced by the wall-clock time since ``origin`` (the
+    ``time.time()`` at which the batch read ``now``)."""
     from sqlalchemy.exc import OperationalError
 
     from reporter.jobs import runner
@@ -118,7 +120,7 @@ def execute_unit(self: Any, unit: dict[str, Any], force: bool, dry_run: bool, no
     engine, loaded = _engine_and_config()
     try:
         outcome = runner.execute(engine, loaded, unit_from_dict(unit),
-                                 now=runner.advanced(datetime.fromisoformat(now), sent),
+                                 now=runner.advanced(datetime.fromisoformat(now), origin),
                                  force=force, dry_run=dry_run)
     except OperationalError as exc:  # the database is away: try again later
         raise self.retry(exc=exc) from None
@@ -159,10 +161,11 @@ class CeleryExecutor:
     def __call__(self, units: Sequence[Unit], force: bool, dry_run: bool,
                  now: datetime) -> Iterator[Outcome]:
         configure(self.broker_url, visibility_timeout=self.timeout_seconds)
+        origin = time.time()
         order: list[tuple[str, Unit]] = []
         for unit in units:
             result = execute_unit.apply_async(args=[unit_to_dict(unit), force, dry_run,
-                                                    now.isoformat(), time.time()])
+                                                    now.isoformat(), origin])
             order.append((result.id, unit))
         by_id = dict(order)
         pending = set(by_id)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
@@ -18,15 +19,17 @@ from reporter.service.pool import LocalPool
 log = logging.getLogger(__name__)
 
 
-
 def serial(engine: Engine, config: Config, stop: threading.Event | None = None) -> Executor:
-    """Every unit in this process, one after another."""
+    """Every unit in this process, one after another; each starts at ``now`` advanced by
+    the time the ones before it took."""
     def run(units: Sequence[Unit], force: bool, dry_run: bool,
             now: datetime) -> Iterator[Outcome]:
+        clock = time.monotonic()
         for unit in units:
             if stop is not None and stop.is_set():
                 return
-            yield runner.execute(engine, config, unit, now=now, force=force, dry_run=dry_run)
+            yield runner.execute(engine, config, unit, force=force, dry_run=dry_run,
+                                 now=now + timedelta(seconds=time.monotonic() - clock))
 
     return run
 

@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from reporter.errors import ReporterError
 from reporter.jobs import config as config_module
 from reporter.jobs import plan, runner
-from reporter.jobs.units import HELD, Executor, Outcome, Unit
+from reporter.jobs.units import HELD, SKIPPED, Executor, Outcome, Unit
 from reporter.service import executors, triggers
 from reporter.service.lease import Lease, as_utc, utcnow
 from reporter.store import orgs
@@ -52,7 +52,7 @@ class Batch:
         """Every unit ran to an end; otherwise (stopped, failed, or held by a process that
         may have died) the fire is owed again later, and the ledger skips what is done."""
         return len(self.outcomes) == self.planned and not any(
-            outcome.state == "failed" or outcome.note == HELD for outcome in self.outcomes)
+            outcome.state in ("failed", HELD, SKIPPED) for outcome in self.outcomes)
 
 
 def log_outcome(outcome: Outcome) -> None:
