@@ -82,7 +82,7 @@ class Heartbeat:
             try:
                 held = ledger.heartbeat(self.engine, self.unit, owner=self.owner,
                                         now=self.clock())
-            except Exception as exc:  # noqa: BLE001 - the next beat tries again
+            except Exception as exc:  # the next beat tries again
                 log.warning("%s: cannot refresh the claim: %s", self.unit.key,
                             str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
                 continue
@@ -235,7 +235,7 @@ def execute(engine: Engine, config: Config, unit: Unit, *, now: datetime, force:
     try:
         claim = ledger.claim(engine, unit, owner=owner, now=now, force=force,
                              timeout_seconds=timeout)
-    except Exception as exc:  # noqa: BLE001 - one unit's trouble never stops the batch
+    except Exception as exc:  # one unit's trouble never stops the batch
         log.exception("%s: cannot claim", unit.key)
         return Outcome(unit, "failed", error=f"cannot claim: {exc}")
     if not claim.claimed:
@@ -257,7 +257,7 @@ def execute(engine: Engine, config: Config, unit: Unit, *, now: datetime, force:
                                    sent_to, beat.lost)
         except ReporterError as exc:
             state, error, note = "failed", str(exc), None
-        except Exception as exc:  # noqa: BLE001 - a bug in one unit must not stop the others
+        except Exception as exc:  # a bug in one unit must not stop the others
             log.exception("%s: unexpected error", unit.key)
             state, error, note = "failed", f"{type(exc).__name__}: {exc}", None
     seconds = time.monotonic() - started
@@ -267,7 +267,7 @@ def execute(engine: Engine, config: Config, unit: Unit, *, now: datetime, force:
                              recipients=sent_to,
                              timings={k: round(v, 4) for k, v in timings.items()},
                              resend=resend)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # the unit ends as failed; the traceback goes to the log
         log.exception("%s: cannot record the outcome", unit.key)
         error = f"{error + '; ' if error else ''}cannot record the outcome: {exc}"
         state = "failed"

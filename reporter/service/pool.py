@@ -152,7 +152,7 @@ class LocalPool:
         except BrokenProcessPool as exc:
             self._pool = None  # a worker died (killed, out of memory): start a fresh pool
             return Outcome(unit, "failed", error=f"worker process died: {exc}")
-        except Exception as exc:  # noqa: BLE001 - a bug in the worker; keep the batch going
+        except Exception as exc:  # a bug in the worker; keep the batch going
             log.exception("%s: worker raised", unit.key)
             return Outcome(unit, "failed", error=f"{type(exc).__name__}: {exc}")
 

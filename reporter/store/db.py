@@ -167,7 +167,7 @@ def create(url: str, *, new_file: bool = True, **kwargs: Any) -> Engine:
         return engine
     try:
         return create_engine(parsed, pool_pre_ping=True, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - driver import or option errors
+    except Exception as exc:  # driver import or option errors
         raise ConfigError(f"database URL {display_url(typed)}: {scrub(str(exc), url)}") from None
 
 
