@@ -3,7 +3,7 @@
 Imports every layer below it; nothing imports it.
 """
 
-from reporter.cli import data, jobs, service
+from reporter.cli import data, jobs, service, sources
 from reporter.cli.app import main
 
-__all__ = ["data", "jobs", "main", "service"]
+__all__ = ["data", "jobs", "main", "service", "sources"]

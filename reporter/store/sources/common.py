@@ -60,6 +60,7 @@ class SyncResult:
         return self.error is None
 
     def note(self, message: str) -> None:
+        """Keep one skip or reject line (the first MAX_LISTED of them)."""
         if len(self.issues) < MAX_LISTED:
             self.issues.append(message)
 

@@ -64,11 +64,13 @@ class KiloReader(Reader):
         self.done_members: set[tuple[str, str]] = set()
 
     def check(self, dialect: str) -> None:
+        """Kilo Code keeps its data in PostgreSQL."""
         if dialect != "postgresql":
             raise SourceError(f"source {self.settings.name!r}: kind kilo reads Kilo Code's "
                               f"PostgreSQL database, not {dialect}")
 
     def prepare(self, conn: Any) -> None:
+        """Each Kilo organization's slug (configured, or from its name) and name."""
         configured: dict[str, str] | None = (dict(self.settings.organizations)
                                              if self.settings.organizations is not None
                                              else None)
@@ -94,12 +96,15 @@ class KiloReader(Reader):
                                           f"be {slug!r}; map them in 'organizations'")
 
     def first_page(self, dialect: Any) -> str:
+        """Usage rows from ``:start`` on."""
         return _SELECT.format(where="u.created_at >= :start")
 
     def next_page(self, dialect: Any) -> str:
+        """Usage rows after (``:ts``, ``:id``)."""
         return _SELECT.format(where="(u.created_at, u.id) > (:ts, :id)")
 
     def map(self, row: Any) -> dict[str, Any] | Skip:
+        """A usage row as an event, or skipped: personal, not configured, no email."""
         (created_at, usage_id, kilo_user, org_id, model, project, input_tokens, output_tokens,
          cache_hit, cache_write, cost, email, name, role) = row
         if org_id is None:

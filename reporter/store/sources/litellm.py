@@ -63,6 +63,7 @@ class LiteLLMReader(Reader):
         self.fixed_org: str | None = settings.organization
 
     def check(self, dialect: str) -> None:
+        """LiteLLM keeps its spend logs in PostgreSQL."""
         if dialect != "postgresql":
             raise SourceError(f"source {self.settings.name!r}: kind litellm reads a LiteLLM "
                               f"proxy's PostgreSQL database, not {dialect}")
@@ -72,12 +73,15 @@ class LiteLLMReader(Reader):
                               joins=self.joins, where=where)
 
     def first_page(self, dialect: Any) -> str:
+        """Spend logs from ``:start`` on."""
         return self._sql('s."startTime" >= :start')
 
     def next_page(self, dialect: Any) -> str:
+        """Spend logs after (``:ts``, ``:id``)."""
         return self._sql('(s."startTime", s.request_id) > (:ts, :id)')
 
     def start(self, moment: datetime) -> Any:
+        """Naive UTC, as "startTime" holds it."""
         return utc(moment).replace(tzinfo=None)  # "startTime" holds UTC without a zone
 
     def params(self) -> dict[str, Any]:
@@ -96,6 +100,8 @@ class LiteLLMReader(Reader):
         return None
 
     def map(self, row: Any) -> dict[str, Any] | Skip:
+        """A spend log as an event, or skipped when its user has no email or it has no
+        organization."""
         (start, request_id, model, prompt, completion, spend, cache_read, cache_write, user,
          email, organization, project) = row
         if not email:

@@ -34,12 +34,15 @@ class SqlReader(Reader):
                 f"{where.format(ts=ts, id=ident)} ORDER BY {ts}, {ident} LIMIT :limit")
 
     def first_page(self, dialect: Any) -> str:
+        """The query's rows from ``:start`` on."""
         return self._sql(dialect, "{ts} >= :start")
 
     def next_page(self, dialect: Any) -> str:
+        """The query's rows after (``:ts``, ``:id``)."""
         return self._sql(dialect, "{ts} >= :ts AND ({ts} > :ts OR {id} > :id)")
 
     def check_columns(self, names: list[str]) -> None:
+        """Every column must be one of our fields, and the required ones present."""
         where = f"source {self.settings.name!r}: the query"
         unknown = [n for n in names if n not in FIELDS]
         if unknown:
@@ -57,10 +60,13 @@ class SqlReader(Reader):
         self.columns = names
 
     def key(self, row: Any) -> tuple[Any, Any]:
+        """The row's timestamp and id columns, as the source returned them."""
         mapping = row._mapping
         return mapping["timestamp"], mapping["id"]
 
     def map(self, row: Any) -> dict[str, Any] | Skip:
+        """The row by column name, money and times converted; skipped without an email
+        or an organization."""
         values = dict(row._mapping)
         email = values.get("user_email")
         if email is None or (isinstance(email, str) and not email.strip()):

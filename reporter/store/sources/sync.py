@@ -48,7 +48,9 @@ class HasSources(Protocol):
     """A loaded configuration that carries its sources."""
 
     @property
-    def sources(self) -> Mapping[str, SourceSettings]: ...
+    def sources(self) -> Mapping[str, SourceSettings]:
+        """The configured sources by name."""
+        ...
 
 
 def open_source(url: str, timeout_seconds: float) -> Engine:
@@ -177,7 +179,7 @@ class _Ahead:
                     break
             else:
                 self._put(("end", None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+        except BaseException as exc:  # handed to the consumer, raised there
             self._put(("error", exc))
         finally:
             pages.close()
