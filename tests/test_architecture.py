@@ -7,6 +7,8 @@ Imports are read with ``ast`` (function-level ones too), so nothing is imported 
 from __future__ import annotations
 
 import ast
+import re
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -221,3 +223,28 @@ def test_test_modules_share_helpers_not_each_other() -> None:
             wrong += [f"tests/{path.name}:{node.lineno}: imports {name}" for name in names
                       if name.startswith("tests.test_")]
     assert wrong == []
+
+
+def _rule(code: str) -> tuple[str, str]:
+    """A ruff rule code or selector as (letters, digits): ``T201`` -> (``T``, ``201``)."""
+    match = re.fullmatch(r"([A-Z]+)([0-9]*)", code)
+    assert match, code
+    return match.group(1), match.group(2)
+
+
+def test_noqa_names_only_rules_ruff_checks() -> None:
+    """A noqa comment for a rule ruff does not select silences nothing and misleads the
+    reader; a broad ``except`` says why in a plain comment instead."""
+    checkout = ROOT.parent
+    config = tomllib.loads((checkout / "pyproject.toml").read_text("utf-8"))
+    selected = [_rule(s) for s in config["tool"]["ruff"]["lint"]["select"]]
+    wrong = []
+    for folder in ("reporter", "tests", "bench"):
+        for path in sorted((checkout / folder).rglob("*.py")):
+            for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
+                for match in re.finditer(r"#\s*noqa:\s*([A-Z]+[0-9]+(?:\s*,\s*[A-Z]+[0-9]+)*)",
+                                         line):
+                    for letters, digits in map(_rule, re.split(r"\s*,\s*", match.group(1))):
+                        if not any(letters == a and digits.startswith(d) for a, d in selected):
+                            wrong.append(f"{path.relative_to(checkout)}:{number}: {line.strip()}")
+    assert wrong == [], f"ruff selects only {', '.join(a + d for a, d in selected)}"
