@@ -53,6 +53,7 @@ class Period:
 
     @property
     def label(self) -> str:
+        """``2026-01-05 to 2026-01-11 (Europe/Berlin)``, and `` (to date)`` when partial."""
         if self.first == self.last:
             span = self.first.isoformat()
         else:

@@ -66,6 +66,7 @@ def _when(moment: datetime | None) -> str:
 
 
 def record_line(record: Record) -> str:
+    """One ledger row as ``reporter runs`` prints it."""
     who = ", ".join(record.recipients) or "-"
     extra = f" forced {record.forced}" if record.forced else ""
     text = (f"{_when(record.claimed_at)}  {record.state:<9} {record.job} {record.organization} "

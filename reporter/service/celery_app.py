@@ -59,6 +59,7 @@ def configure(broker_url: str | None = None, *, visibility_timeout: int = 1_800)
 # -- the wire format: units and outcomes as JSON ------------------------------------------
 
 def unit_to_dict(unit: Unit) -> dict[str, Any]:
+    """A unit as the task's JSON argument."""
     return {"job": unit.job, "organization": unit.organization, "audience": unit.audience,
             "period_name": unit.period_name, "first": unit.first.isoformat(),
             "last": unit.last.isoformat(), "trigger": unit.trigger,
@@ -66,6 +67,7 @@ def unit_to_dict(unit: Unit) -> dict[str, Any]:
 
 
 def unit_from_dict(data: dict[str, Any]) -> Unit:
+    """The unit a task's JSON argument describes."""
     scheduled = data.get("scheduled_for")
     return Unit(data["job"], data["organization"], data["audience"], data["period_name"],
                 date.fromisoformat(data["first"]), date.fromisoformat(data["last"]),
@@ -74,12 +76,14 @@ def unit_from_dict(data: dict[str, Any]) -> Unit:
 
 
 def outcome_to_dict(outcome: Outcome) -> dict[str, Any]:
+    """An outcome as the task's JSON result."""
     return {"unit": unit_to_dict(outcome.unit), "state": outcome.state,
             "seconds": outcome.seconds, "error": outcome.error, "files": list(outcome.files),
             "recipients": list(outcome.recipients), "note": outcome.note}
 
 
 def outcome_from_dict(data: dict[str, Any]) -> Outcome:
+    """The outcome a task's JSON result describes."""
     return Outcome(unit_from_dict(data["unit"]), data["state"], float(data["seconds"]),
                    data.get("error"), tuple(data.get("files", ())),
                    tuple(data.get("recipients", ())), note=data.get("note"))
