@@ -467,7 +467,12 @@ def test_sync_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: s
         result = CliRunner().invoke(main, ["sync", "--db", db_url], prog_name="reporter")
         mapped = [r for r in rows if r["user"] in ("u-alice", "u-bob", "u-carol")]
         assert result.exit_code == 0, result.output
-        assert result.stdout.startswith(
+        lines = result.stdout.splitlines()
+        assert lines[:5] == ["created organization acme", "created organization globex",
+                             "created member alice@acme.com in acme",
+                             "created member bob@acme.com in acme",
+                             "created member carol@globex.com in globex"]
+        assert lines[5].startswith(
             f"gateway: read 30, inserted {len(mapped)}, duplicate 0, "
             f"skipped {30 - len(mapped)} (no email {30 - len(mapped)}), rejected 0, "
             "watermark 2025-03-01T")
@@ -483,3 +488,29 @@ def test_sync_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: s
     finally:
         for engine in opened:
             engine.dispose()
+
+
+def test_rows_the_store_refuses_are_reported_by_id(engine: Engine, src: Engine,
+                                                  src_url: str) -> None:
+    litellm = LiteLLM(src)
+    litellm.setup()
+    rows = litellm.rows(6, START)
+    for row in rows:
+        row.update(user="u-alice", team_id="team-a", organization_id="org-1")
+    rows[1]["model"] = ""
+    rows[3]["spend"] = -0.25
+    rows[4]["spend"] = float("nan")
+    litellm.insert(rows)
+    issues: list[str] = []
+    result = sync(engine, gateway(page_size=2), env=env_for(src_url), now=NOW,
+                  on_issue=issues.append)
+    assert (result.read, result.inserted, result.rejected) == (6, 3, 3)
+    assert issues == [
+        f"source 'gateway': request {rows[1]['request_id']}: rejected: missing model",
+        f"source 'gateway': request {rows[3]['request_id']}: rejected: cost_usd '-0.25' is "
+        "negative",
+        f"source 'gateway': request {rows[4]['request_id']}: rejected: cost_usd 'nan' is not a "
+        "finite number"]
+    # a refused row does not hold the watermark back: the rows after it are stored
+    assert result.watermark == (rows[5]["startTime"].replace(tzinfo=UTC), rows[5]["request_id"])
+    assert totals(engine, "acme")["requests"] == 3

@@ -27,6 +27,10 @@ def sync_command(ctx: Context, names: tuple[str, ...]) -> None:
     results = sync_all(ctx.engine, sources, names, now=ctx.now(), on_issue=show)
     failed = False
     for result in results:
+        for slug in result.created_organizations:
+            click.echo(f"created organization {slug}")
+        for slug, email in result.created_members:
+            click.echo(f"created member {email} in {slug}")
         click.echo(result.summary())
         if result.error is not None:
             click.echo(f"reporter: error: {result.error}", err=True)

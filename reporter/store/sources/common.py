@@ -51,6 +51,8 @@ class SyncResult:
     skipped: Counter[str] = field(default_factory=Counter)
     issues: list[str] = field(default_factory=list)  # first MAX_LISTED skip/reject lines
     pages: int = 0
+    created_organizations: list[str] = field(default_factory=list)
+    created_members: list[tuple[str, str]] = field(default_factory=list)  # (slug, email)
     watermark: tuple[datetime, str] | None = None
     error: str | None = None
 
@@ -178,6 +180,8 @@ class Reader:
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings
+        self.created_organizations: list[str] = []  # by before_ingest, not yet reported
+        self.created_members: list[tuple[str, str]] = []
 
     def check(self, dialect: str) -> None:
         """Raise SourceError when this kind cannot read a database of ``dialect``."""

@@ -145,7 +145,13 @@ class KiloReader(Reader):
                 current = {o.slug: o for o in orgs.list_orgs(engine)}
             known = current.get(slug)
             if known is None or known.name != self.names[slug]:
-                orgs.set_org(engine, slug, name=self.names[slug])
+                try:
+                    orgs.set_org(engine, slug, name=self.names[slug])
+                except ReporterError as exc:  # a name the store refuses: keep the slug
+                    log.warning("organization %s: Kilo's name is not used: %s", slug, exc)
+                else:
+                    if known is None:
+                        self.created_organizations.append(slug)
                 log.info("organization %s: name %r from Kilo", slug, self.names[slug])
             self.done_orgs.add(slug)
         members: dict[str, dict[str, orgs.MemberInfo]] = {}
@@ -161,6 +167,8 @@ class KiloReader(Reader):
             if have is None or changed:
                 try:
                     orgs.set_member(engine, slug, email, role=role, name=name)
+                    if have is None:
+                        self.created_members.append((slug, email))
                 except ReporterError:
                     pass  # not an address: the store rejects the row with its reason
             self.done_members.add((slug, email))

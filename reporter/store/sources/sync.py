@@ -103,6 +103,9 @@ def _store(engine: Engine, reader: Reader, rows: Sequence[Any], result: SyncResu
     if not events:
         return
     reader.before_ingest(engine)
+    result.created_organizations += reader.created_organizations
+    result.created_members += reader.created_members
+    reader.created_organizations, reader.created_members = [], []
     ids: dict[int, Any] = {}
 
     def rejected(message: str) -> None:
@@ -118,6 +121,8 @@ def _store(engine: Engine, reader: Reader, rows: Sequence[Any], result: SyncResu
     result.inserted += outcome.inserted
     result.duplicate += outcome.duplicate
     result.rejected += outcome.rejected
+    result.created_organizations += outcome.created_organizations
+    result.created_members += outcome.created_members
 
 
 def _pages(src: Engine, reader: Reader, source: SourceSettings, start: datetime,
