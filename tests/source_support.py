@@ -107,7 +107,7 @@ class LiteLLM:
         with self.engine.begin() as conn:
             conn.execute(text('INSERT INTO "LiteLLM_OrganizationTable" (organization_id, '
                               'organization_alias) VALUES (:i, :a)'),
-                         [{"i": "org-1", "a": "acme"}, {"i": "org-2", "a": "globex"}])
+                         [{"i": "org-1", "a": "acme"}, {"i": "org-2", "a": "Globex Corp"}])
             conn.execute(text('INSERT INTO "LiteLLM_TeamTable" (team_id, team_alias, '
                               'organization_id) VALUES (:i, :a, :o)'),
                          [{"i": "team-a", "a": "search", "o": "org-1"},
@@ -165,7 +165,7 @@ class LiteLLM:
         """Totals of one organization computed straight from the source rows."""
         emails = {"u-alice": "alice@acme.com", "u-bob": "bob@acme.com",
                   "u-carol": "carol@globex.com"}
-        aliases = {"org-1": "acme", "org-2": "globex"}
+        aliases = {"org-1": "acme", "org-2": "globex-corp"}
         mine = [r for r in rows if r["user"] in emails
                 and aliases.get(r["organization_id"]) == org]
         usage = [json.loads(r["metadata"]).get("usage_object", {}) for r in mine]

@@ -22,8 +22,7 @@ from reporter.store import db
 from reporter.store import orgs as store
 from reporter.store.sources import SourceSettings, load_sources, parse_sources, sync_all
 from reporter.store.sources import sync_source as sync
-from reporter.store.sources.common import float_usd, micro_usd
-from reporter.store.sources.kilo import slug_of
+from reporter.store.sources.common import float_usd, micro_usd, slug_of
 from tests.conftest import PG_ADMIN
 from tests.source_support import (
     ORG_ACME,
@@ -88,6 +87,8 @@ def test_float_and_microdollar_conversions_are_exact() -> None:
     assert micro_usd(0) == "0"
     assert slug_of("Acme Corp.") == "acme-corp"
     assert slug_of("Zürich AG") == "zurich-ag"
+    assert slug_of("ops_team.eu") == "ops_team.eu"  # already a slug: kept as it is
+    assert slug_of("日本") == ""
 
 
 SOURCES_YAML = """\
@@ -147,6 +148,10 @@ def test_settings_problems_name_the_line_and_the_source() -> None:
             page_size: 0
           e:
             kind: kilo
+          f:
+            kind: kilo
+            url_env: F
+            organizations: {"9f1c": Acme Corp}
         """)
     errors: list[str] = []
     found = parse_sources(yaml.compose(text_).value[0][1], "jobs.yaml", errors)
@@ -166,6 +171,9 @@ def test_settings_problems_name_the_line_and_the_source() -> None:
         "jobs.yaml:18: source 'd': 'page_size' must be an integer >= 1, not 0",
         "jobs.yaml:20: source 'e': missing key 'url_env' (the name of the variable holding "
         "the URL)",
+        "jobs.yaml:24: source 'f': organizations: 'Acme Corp' is not a valid organization "
+        "slug (lowercase letters a-z, digits, '-', '_' and '.', starting with a letter or a "
+        "digit, at most 100 characters)",
     ]
 
 
@@ -195,13 +203,14 @@ def test_litellm_sync_is_exact_incremental_and_idempotent(engine: Engine, src: E
             f"user 'u-nobody' has no email") in issues
     last = max(first, key=lambda r: (r["startTime"], r["request_id"]))
     assert result.watermark == (last["startTime"].replace(tzinfo=UTC), last["request_id"])
-    for slug in ("acme", "globex"):
+    for slug in ("acme", "globex-corp"):
         assert totals(engine, slug) == LiteLLM.expected(first, slug)
     assert totals(engine, "acme")["cost"] != sum(  # the float sum is not what we report
         (Decimal(r["spend"]) for r in mapped if r["organization_id"] == "org-1"), Decimal(0))
     period = aggregate.resolve_period(engine, "acme", "all", NOW)
     projects = {row.project for row in aggregate.build(engine, "acme", period).by_project}
     assert projects == {"search", "billing"}
+    assert store.get_org(engine, "globex-corp").name == "Globex Corp"  # the alias
     bob = store.get_member(engine, store.get_org(engine, "acme"), "bob@acme.com")
     assert bob.role == "member"
 
@@ -225,7 +234,7 @@ def test_litellm_sync_is_exact_incremental_and_idempotent(engine: Engine, src: E
     new = [r for r in second + late if r["user"] in ("u-alice", "u-bob", "u-carol")]
     assert (more.inserted, more.rejected) == (len(new), 0)
     assert more.duplicate == len([r for r in window if r in mapped])
-    for slug in ("acme", "globex"):
+    for slug in ("acme", "globex-corp"):
         assert totals(engine, slug) == LiteLLM.expected(first + second + late, slug)
     assert more.watermark is not None
     assert result.watermark is not None
@@ -417,7 +426,7 @@ def test_outage_mid_sync_loses_nothing(engine: Engine, src: Engine, src_url: str
     resumed = sync(engine, settings, env=env_for(src_url), now=NOW)
     assert resumed.ok
     assert resumed.rejected == 0
-    for slug in ("acme", "globex"):
+    for slug in ("acme", "globex-corp"):
         assert totals(engine, slug) == LiteLLM.expected(rows, slug)
 
 
@@ -468,10 +477,10 @@ def test_sync_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: s
         mapped = [r for r in rows if r["user"] in ("u-alice", "u-bob", "u-carol")]
         assert result.exit_code == 0, result.output
         lines = result.stdout.splitlines()
-        assert lines[:5] == ["created organization acme", "created organization globex",
+        assert lines[:5] == ["created organization acme", "created organization globex-corp",
                              "created member alice@acme.com in acme",
                              "created member bob@acme.com in acme",
-                             "created member carol@globex.com in globex"]
+                             "created member carol@globex.com in globex-corp"]
         assert lines[5].startswith(
             f"gateway: read 30, inserted {len(mapped)}, duplicate 0, "
             f"skipped {30 - len(mapped)} (no email {30 - len(mapped)}), rejected 0, "

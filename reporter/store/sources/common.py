@@ -4,6 +4,8 @@ the result of a sync, and URLs shown without their password."""
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,6 +17,7 @@ from sqlalchemy.exc import ArgumentError
 
 from reporter import money
 from reporter.errors import ReporterError
+from reporter.store.orgs import SLUG_MAX, is_slug
 
 NANO = Decimal("1e-9")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -150,6 +153,16 @@ def count(value: Any) -> Any:
     if isinstance(value, Decimal) and value == value.to_integral_value():
         return int(value)
     return value
+
+
+def slug_of(name: str) -> str:
+    """An organization slug for a name: the name itself when it is one, else its letters
+    and digits joined by ``-`` (``"Acme Corp."`` -> ``"acme-corp"``); empty when none."""
+    name = name.strip()
+    if is_slug(name):
+        return name
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", plain.lower())[:SLUG_MAX].strip("-")
 
 
 def masked(url: str) -> str:

@@ -5,8 +5,6 @@ roles are created and kept up to date as they are found."""
 from __future__ import annotations
 
 import logging
-import re
-import unicodedata
 from typing import Any
 
 from sqlalchemy import Engine, text
@@ -23,6 +21,7 @@ from reporter.store.sources.common import (
     count,
     iso,
     micro_usd,
+    slug_of,
 )
 
 log = logging.getLogger(__name__)
@@ -39,12 +38,6 @@ WHERE {where}
 ORDER BY u.created_at, u.id
 LIMIT :limit"""
 ROLES = {"owner": "owner", "admin": "admin"}  # every other Kilo role is a plain member
-
-
-def slug_of(name: str) -> str:
-    """An organization slug from a display name: ``"Acme Corp."`` -> ``"acme-corp"``."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
 
 
 class KiloReader(Reader):

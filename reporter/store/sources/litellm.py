@@ -3,9 +3,14 @@ organization tables, mapped by the published schema."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Engine
+
+from reporter.errors import ReporterError
+from reporter.store import orgs
 from reporter.store.sources.common import (
     NO_EMAIL,
     NO_ORGANIZATION,
@@ -15,8 +20,11 @@ from reporter.store.sources.common import (
     count,
     float_usd,
     iso,
+    slug_of,
     utc,
 )
+
+log = logging.getLogger(__name__)
 
 _SELECT = """
 SELECT s."startTime", s.request_id, s.model, s.prompt_tokens, s.completion_tokens, s.spend,
@@ -61,6 +69,8 @@ class LiteLLMReader(Reader):
                              "organization_alias": "o.organization_alias"}.get(
             settings.organization_from or "", "NULL")
         self.fixed_org: str | None = settings.organization
+        self.slugs: dict[str, str] = {}  # alias -> our slug
+        self.pending: dict[str, str] = {}  # slug -> alias, for organizations not yet named
 
     def check(self, dialect: str) -> None:
         """LiteLLM keeps its spend logs in PostgreSQL."""
@@ -106,8 +116,19 @@ class LiteLLMReader(Reader):
          email, organization, project) = row
         if not email:
             return Skip(NO_EMAIL, f"user {user!r} has no email" if user else "no user")
-        organization = self.fixed_org or organization
-        if not organization:
+        if self.fixed_org is not None:
+            organization = self.fixed_org
+        elif organization:
+            slug = self.slugs.get(organization)
+            if slug is None:
+                slug = self.slugs[organization] = slug_of(organization)
+                if slug:
+                    self.pending[slug] = organization
+            if not slug:
+                return Skip(NO_ORGANIZATION, f"{self.settings.organization_from} "
+                                             f"{organization!r} has no letter or digit")
+            organization = slug
+        else:
             return Skip(NO_ORGANIZATION, f"no {self.settings.organization_from}")
         if project is not None:
             project = self._project(project)
@@ -124,3 +145,18 @@ class LiteLLMReader(Reader):
             "cache_write_tokens": count(cache_write),
             "cost_usd": float_usd(spend) if isinstance(spend, float) else spend,
         }
+
+    def before_ingest(self, engine: Engine) -> None:
+        """Organizations first seen here are named by their LiteLLM alias."""
+        if not self.pending:
+            return
+        known = {o.slug for o in orgs.list_orgs(engine)}
+        for slug, alias in sorted(self.pending.items()):
+            if slug not in known:
+                try:
+                    orgs.set_org(engine, slug, name=alias)
+                except ReporterError as exc:  # a name the store refuses: keep the slug
+                    log.warning("organization %s: LiteLLM's alias is not used: %s", slug, exc)
+                else:
+                    self.created_organizations.append(slug)
+        self.pending.clear()

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from reporter.errors import ConfigError
+from reporter.store import orgs
 
 KINDS = ("litellm", "kilo", "sql")
 ORGANIZATION_FROM = ("organization_alias", "team_alias")
@@ -114,7 +115,10 @@ def _organizations(w: _Walker, node: yaml.Node) -> dict[str, str] | None:
     out = {}
     for key, value_node in pairs.items():
         slug = w.text(value_node, f"organizations: {key}")
-        if slug is not None:
+        if slug is not None and not orgs.is_slug(slug):
+            w.error(value_node, f"organizations: {slug!r} is not a valid organization slug "
+                                f"({orgs.SLUG_RULE})")
+        elif slug is not None:
             out[key.strip()] = slug
     return out
 
@@ -159,6 +163,9 @@ def _source(name: str, node: yaml.Node, file_name: str, errors: list[str]) -> So
         w.error(keys["url_env"], f"url_env must name an environment variable, not {url_env!r} "
                                  "(the URL itself stays in the environment)")
     organization = w.text(keys.get("organization"), "organization")
+    if organization is not None and not orgs.is_slug(organization):
+        w.error(keys["organization"], f"organization {organization!r} is not a valid "
+                                      f"organization slug ({orgs.SLUG_RULE})")
     organization_from = w.text(keys.get("organization_from"), "organization_from")
     if organization_from is not None and organization_from not in ORGANIZATION_FROM:
         w.error(keys["organization_from"], f"organization_from must be one of "
