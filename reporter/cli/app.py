@@ -129,6 +129,16 @@ def common(func: F | None = None, *, creates_database: bool | None = None) -> An
     return wrapper
 
 
+def _reject_nul(args: list[str]) -> None:
+    """No argument of any command may hold a NUL byte (no path, name, address or URL can; an
+    operating system cannot even pass one): a usage error, before anything is parsed."""
+    for number, arg in enumerate(args, start=1):
+        if "\0" in arg:
+            shown = db.redact(arg.replace("\0", "\\0"))
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise click.UsageError(f"argument {number} ({shown}) holds a NUL byte")
+
+
 def _environmental(exc: DatabaseError) -> bool:
     """A driver error that is the database's state, not a bug: no connection, a lock held
     too long, a file that is not (or no longer) a database."""
@@ -170,6 +180,7 @@ class Group(click.Group):
              complete_var: str | None = None, standalone_mode: bool = True,
              **extra: Any) -> Any:
         try:
+            _reject_nul(list(sys.argv[1:] if args is None else args))
             return super().main(args, prog_name, complete_var, False, **extra)
         except click.ClickException as exc:
             click.echo(f"reporter: error: {exc.format_message()}", err=True)

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from jinja2 import TemplateError, TemplateSyntaxError
+
 from reporter.errors import RenderError
 from reporter.fsutil import atomic_write, ensure_folder, safe_name
 from reporter.report.model import Report, ReportKey
@@ -61,7 +63,21 @@ def render(report: Report, fmt: str, options: Options | None = None) -> bytes:
         raise RenderError(f"unknown format {fmt!r} (one of: {', '.join(FORMATS)})")
     module = importlib.import_module(FORMATS[fmt][0])
     renderer: _Renderer = module.render
-    return renderer(report, options or Options())
+    options = options or Options()
+    try:
+        return renderer(report, options)
+    except TemplateError as exc:
+        if options.templates is None:
+            raise  # a shipped template is wrong: a bug
+        raise RenderError(_template_problem(exc, options.templates)) from exc
+
+
+def _template_problem(exc: TemplateError, folder: Path) -> str:
+    """One line naming the overriding template at fault (``--templates``, ``templates:``)."""
+    if isinstance(exc, TemplateSyntaxError):
+        where = f"{exc.filename or exc.name or 'a template'}:{exc.lineno}"
+        return f"template {where}: {exc.message}"
+    return f"templates {folder}: {exc.message or type(exc).__name__}"
 
 
 def file_stem(key: ReportKey) -> str:
