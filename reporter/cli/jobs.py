@@ -21,7 +21,7 @@ def _run_and_print(ctx: Context, units: list[Unit], *, now: datetime, force: boo
                    dry_run: bool) -> None:
     """Run units through the configured executor: a line per unit as it ends, a progress
     bar on a terminal when there are several, then the summary. Exit 1 when a unit failed
-    or was held by another process (this run did not deliver it)."""
+    or, unless it is a dry run, was held by another process (this run did not deliver it)."""
     config = ctx.config
     executor = executors.from_config(config, ctx.database_url)
 
@@ -46,7 +46,7 @@ def _run_and_print(ctx: Context, units: list[Unit], *, now: datetime, force: boo
         outcomes = runner.run_units(ctx.engine, config, units, now=now, force=force,
                                     dry_run=dry_run, executor=executor, progress=show)
     click.echo(wording.summary(outcomes))
-    held = wording.held(outcomes)
+    held = None if dry_run else wording.held(outcomes)
     if held is not None:
         click.echo(f"reporter: {held}", err=True)
     if wording.failed(outcomes) or held is not None:
