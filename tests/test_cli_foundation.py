@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import Engine
 
 from reporter.cli import main
+from reporter.cli.app import RedactingFormatter
 from reporter.store import db
 from tests.helpers import GOOD, write_csv, write_jsonl
 from tests.report_checks import check_invariants, check_shape
@@ -214,6 +216,34 @@ def test_database_url_password_is_never_shown(tmp_path: Path, monkeypatch: pytes
         one_line_error(result, "reporter: error: database")
         assert SECRET not in result.output + result.stderr, result.stderr
         assert "***" in result.stderr or "password" not in url, result.stderr
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("postgresql://u:pw-secret@h:5432/db", "postgresql://u:***@h:5432/db"),
+    ("postgresql://u:p@w-secret@h/db", "postgresql://u:***@h/db"),
+    ("postgresql://u:pw secret@h/db", "postgresql://u:***@h/db"),
+    ("u:pw-secret@h/db", "u:***@h/db"),
+    ("postgresql://u@h/db?sslmode=require&password=pw-secret", "postgresql://u@h/db?sslmode="
+                                                               "require&password=***"),
+    ("redis://:pw-secret@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+    ("sqlite:///srv/a:b@c.db", "sqlite:///srv/a:b@c.db"),  # a path, not a password
+    ("postgresql://u@h/db", "postgresql://u@h/db"),
+])
+def test_display_url_masks_the_password(text: str, shown: str) -> None:
+    assert db.display_url(text) == shown
+
+
+def test_log_lines_never_show_a_url_password() -> None:
+    formatter = RedactingFormatter("%(levelname)s: %(message)s")
+    try:
+        raise ConnectionError("cannot reach redis://:pw-secret@10.0.0.1:6379/0")
+    except ConnectionError:
+        record = logging.LogRecord("reporter.x", logging.ERROR, __file__, 1, "broker %s: %s",
+                                   ("amqp://guest:pw-secret@rabbit//", "down"), sys.exc_info())
+    text = formatter.format(record)
+    assert "pw-secret" not in text
+    assert text.startswith("ERROR: broker amqp://guest:***@rabbit//: down\nTraceback")
+    assert "redis://:***@10.0.0.1:6379/0" in text
 
 
 @pytest.mark.parametrize("args", [

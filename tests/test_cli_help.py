@@ -46,3 +46,20 @@ def test_help(path: tuple[str, ...]) -> None:
     for param in command.params:
         if isinstance(param, click.Option) and not param.hidden:
             assert param.help, f"reporter {' '.join(path)} {param.opts[0]} has no help"
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=[" ".join(p) or "reporter" for p in COMMANDS])
+def test_shared_options_everywhere(path: tuple[str, ...]) -> None:
+    """--config, --db and -v work on the group and on every command (``reporter --db URL run
+    JOB`` and ``reporter run JOB --db URL``); subgroups take them on their commands."""
+    command: click.Command = main
+    ctx = click.Context(main)
+    for name in path:
+        assert isinstance(command, click.Group)
+        found = command.get_command(ctx, name)
+        assert found is not None
+        command = found
+    if path and isinstance(command, click.Group):
+        return
+    options = {opt for param in command.params for opt in param.opts}
+    assert {"--config", "--db", "-v", "--verbose"} <= options, path

@@ -145,11 +145,18 @@ def _environmental(exc: DatabaseError) -> bool:
     return isinstance(exc, OperationalError) or type(exc) is DatabaseError
 
 
+class RedactingFormatter(logging.Formatter):
+    """Formats a record, its traceback included, with every URL password masked."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return db.redact(super().format(record))
+
+
 def _setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"
-                                           if verbose else "%(levelname)s: %(message)s"))
+    handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"
+                                            if verbose else "%(levelname)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
