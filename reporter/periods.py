@@ -114,6 +114,7 @@ def check_date(day: date, what: str = "date") -> date:
 
 
 def parse_date(text: str, what: str = "date") -> date:
+    """``YYYY-MM-DD`` as a date within FIRST_DATE..LAST_DATE; PeriodError naming ``what``."""
     try:
         day = date.fromisoformat(text)
     except ValueError:

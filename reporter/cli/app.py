@@ -47,20 +47,26 @@ class Context:
 
     @property
     def database_url(self) -> str:
+        """``--db``, then REPORTER_DATABASE_URL, then the config's ``database``, then the
+        default."""
         configured = (self._config.database if self._config is not None
                       else config_module.database_setting(self.config_path))
         return db.resolve_url(self.db_url, configured)
 
     @property
     def engine(self) -> Engine:
+        """The database, opened and migrated on first use (created only when the command
+        may create it)."""
         if self._engine is None:
             self._engine = db.open_engine(self.database_url, create=self.create_database)
         return self._engine
 
     def now(self) -> datetime:
+        """The current time (UTC); tests replace the clock here."""
         return datetime.now(UTC)
 
     def close(self) -> None:
+        """Dispose of the engine, if one was opened."""
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
@@ -149,6 +155,7 @@ class RedactingFormatter(logging.Formatter):
     """Formats a record, its traceback included, with every URL password masked."""
 
     def format(self, record: logging.LogRecord) -> str:
+        """The formatted record, passwords masked."""
         return db.redact(super().format(record))
 
 
@@ -172,6 +179,7 @@ def _date(_ctx: click.Context, param: click.Parameter, value: str | None) -> dat
 
 
 def period_options(func: F) -> F:
+    """Add ``--period``, ``--from`` and ``--to`` (dates checked as they are parsed)."""
     func = click.option("--to", "last", callback=_date, metavar="DATE",
                         help="Last day, inclusive (YYYY-MM-DD).")(func)
     func = click.option("--from", "first", callback=_date, metavar="DATE",
@@ -186,6 +194,7 @@ class Group(click.Group):
     def main(self, args: Any = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True,
              **extra: Any) -> Any:
+        """Run the command line; usage errors become one line and exit status 2."""
         try:
             _reject_nul(list(sys.argv[1:] if args is None else args))
             return super().main(args, prog_name, complete_var, False, **extra)
@@ -197,6 +206,7 @@ class Group(click.Group):
             sys.exit(1)
 
     def invoke(self, ctx: click.Context) -> Any:
+        """Invoke the subcommand; a ReporterError becomes one line and exit status 1."""
         try:
             return super().invoke(ctx)
         except ReporterError as exc:

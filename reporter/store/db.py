@@ -197,6 +197,7 @@ def _alembic_config() -> Any:
 
 
 def head_revision() -> str:
+    """The newest migration's revision id."""
     from alembic.script import ScriptDirectory
 
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
@@ -205,6 +206,7 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The database's migration revision; None for a database never migrated."""
     with engine.connect() as conn:
         if not inspect(conn).has_table("alembic_version"):
             return None
