@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 
 CONFIG_ENV = "REPORTER_WORKER_CONFIG"
 DB_ENV = "REPORTER_WORKER_DB"
+#: the queue units go to and workers take them from; set it to keep two deployments that
+#: share one broker apart
+QUEUE_ENV = "REPORTER_CELERY_QUEUE"
 TASK = "reporter.execute_unit"
 
 app = Celery("reporter")
@@ -26,7 +29,8 @@ app = Celery("reporter")
 
 def configure(broker_url: str | None = None, *, visibility_timeout: int = 1_800) -> Celery:
     """Point the app at a broker (``REPORTER_BROKER_URL`` wins over the config, as
-    ``REPORTER_DATABASE_URL`` does) with the Redis result backend on the same server.
+    ``REPORTER_DATABASE_URL`` does) with the Redis result backend on the same server; units
+    go to the queue ``REPORTER_CELERY_QUEUE`` names (default ``celery``).
 
     A unit whose worker vanished is handed to another worker a little after
     ``visibility_timeout`` seconds: the run ledger's unit timeout, after which the ledger
@@ -36,6 +40,7 @@ def configure(broker_url: str | None = None, *, visibility_timeout: int = 1_800)
     visibility_timeout += max(2, visibility_timeout // 10)
     app.conf.update(
         broker_url=url,
+        task_default_queue=os.environ.get(QUEUE_ENV) or "celery",
         result_backend=url,
         task_serializer="json",
         result_serializer="json",
