@@ -140,50 +140,37 @@ def build(engine: Engine, org_slug: str, period: Period, *, member: str | None =
         model_rows = _grouped(conn, [day, E.model, E.user_id], where)
         project_rows = _grouped(conn, [E.project, E.user_id], where)
 
-    # Accumulators are plain lists [cost, requests, input, output, cache_read, cache_write]:
-    # this loop runs once per (day, model, member) group, so it is kept tight.
-    model_days: dict[tuple[int, str], tuple[list[int], list[MemberUsage]]] = {}
+    # One pass over the (day, model, member) groups sums each into three accumulators: its
+    # model-day, its member-day and its member-model. They are plain lists [cost, requests,
+    # input, output, cache_read, cache_write], not Metrics: this loop runs once per group,
+    # and Metrics.add_values here made it 2.5 times slower (docs/PERFORMANCE.md, report).
+    model_days: dict[tuple[int, str], list[int]] = {}
+    model_day_members: dict[tuple[int, str], list[MemberUsage]] = {}
     day_members: dict[tuple[int, int], list[int]] = {}
     member_models: dict[tuple[int, str], list[int]] = {}
     for day_number, model, uid, c, r, i, o, cr, cw in model_rows:
         email, name = people[uid]
         key = (day_number, model)
-        entry = model_days.get(key)
-        if entry is None:
-            entry = model_days[key] = ([0, 0, 0, 0, 0, 0], [])
-        totals_acc = entry[0]
-        totals_acc[0] += c
-        totals_acc[1] += r
-        totals_acc[2] += i
-        totals_acc[3] += o
-        totals_acc[4] += cr
-        totals_acc[5] += cw
-        entry[1].append(MemberUsage(c, r, i, o, cr, cw, email, name))
-        day_key = (day_number, uid)
-        acc: list[int] | None = day_members.get(day_key)
-        if acc is None:
-            day_members[day_key] = [c, r, i, o, cr, cw]
-        else:
-            acc[0] += c
-            acc[1] += r
-            acc[2] += i
-            acc[3] += o
-            acc[4] += cr
-            acc[5] += cw
-        model_key = (uid, model)
-        acc = member_models.get(model_key)
-        if acc is None:
-            member_models[model_key] = [c, r, i, o, cr, cw]
-        else:
-            acc[0] += c
-            acc[1] += r
-            acc[2] += i
-            acc[3] += o
-            acc[4] += cr
-            acc[5] += cw
+        shares = model_day_members.get(key)
+        if shares is None:
+            shares = model_day_members[key] = []
+        shares.append(MemberUsage(c, r, i, o, cr, cw, email, name))
+        for sums, group in ((model_days, key), (day_members, (day_number, uid)),
+                            (member_models, (uid, model))):
+            acc = sums.get(group)
+            if acc is None:
+                sums[group] = [c, r, i, o, cr, cw]
+            else:
+                acc[0] += c
+                acc[1] += r
+                acc[2] += i
+                acc[3] += o
+                acc[4] += cr
+                acc[5] += cw
 
     by_model_day = []
-    for (day_number, model), (acc, shares) in model_days.items():
+    for (day_number, model), acc in model_days.items():
+        shares = model_day_members[(day_number, model)]
         shares.sort(key=_member_order)
         by_model_day.append(ModelDayRow(acc[0], acc[1], acc[2], acc[3], acc[4], acc[5],
                                         EPOCH + timedelta(days=day_number), model,
