@@ -31,6 +31,7 @@ class Period:
 
     @property
     def zone(self) -> ZoneInfo:
+        """The period's timezone."""
         return ZoneInfo(self.timezone)
 
     @property
@@ -45,9 +46,11 @@ class Period:
 
     @property
     def days(self) -> int:
+        """How many calendar days the period holds."""
         return (self.last - self.first).days + 1
 
     def dates(self) -> Iterator[date]:
+        """Each calendar date of the period, in order."""
         for offset in range(self.days):
             yield self.first + timedelta(days=offset)
 
@@ -77,6 +80,7 @@ def zone(name: str) -> ZoneInfo:
 
 
 def is_timezone(name: str) -> bool:
+    """Whether ``name`` is an IANA timezone reporter accepts."""
     try:
         zone(name)
     except PeriodError:
@@ -97,6 +101,7 @@ def local_midnight(day: date, tz: ZoneInfo) -> datetime:
 
 
 def local_date(instant: datetime, tz: ZoneInfo) -> date:
+    """The calendar date of ``instant`` in ``tz``."""
     return instant.astimezone(tz).date()
 
 

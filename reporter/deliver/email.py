@@ -25,6 +25,8 @@ CHART_NAME = "daily-cost.png"
 
 @dataclass(frozen=True)
 class Attachment:
+    """A file attached to a report email; ``stored`` is where its stored copy is, if any."""
+
     name: str
     data: bytes
     stored: Path | None = None  # where the stored copy is, when the job stores
@@ -54,6 +56,8 @@ def _attached_line(sent: list[Attachment]) -> str:
 
 def body_context(report: Report, job: str, sent: list[Attachment],
                  omitted: list[Attachment], chart_cid: str) -> dict[str, Any]:
+    """What the email templates get: the report's context, the chart, what is attached and
+    what was left out."""
     personal = report.member is not None
     return {
         **context(report, job),

@@ -56,4 +56,5 @@ def sample_context() -> dict[str, Any]:
 
 
 def render_subject(source: str, values: dict[str, Any]) -> str:
+    """The subject template ``source`` rendered with ``values``, as one safe header line."""
     return clean(subject_template(source).render(values))

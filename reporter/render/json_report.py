@@ -79,4 +79,5 @@ def to_dict(report: Report) -> dict[str, Any]:
 
 
 def render(report: Report, options: object = None) -> bytes:
+    """The report as indented UTF-8 JSON (the contract's shape, money as decimal strings)."""
     return (json.dumps(to_dict(report), indent=2, ensure_ascii=False) + "\n").encode("utf-8")

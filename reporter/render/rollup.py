@@ -45,6 +45,7 @@ class Line(Metrics):
 
     @property
     def label(self) -> str:
+        """The line's day, or its span of days when rolled up."""
         if self.first == self.last:
             return self.first.isoformat()
         return f"{self.first.isoformat()} to {self.last.isoformat()}"

@@ -27,10 +27,12 @@ def usd(nanos: int, places: int = 2) -> str:
 
 
 def count(value: int) -> str:
+    """A count with thousands separators: ``1,254,244``."""
     return f"{value:,}"
 
 
 def day(value: date) -> str:
+    """A date as ``YYYY-MM-DD``."""
     return value.isoformat()
 
 

@@ -87,6 +87,7 @@ class Sheet:
     # -- cells -------------------------------------------------------------------
     def cell(self, number_format: str | None = None, *, bold: bool = False,
               quote: bool = False, header: bool = False, total: bool = False) -> Any:
+        """A reusable styled cell of this sheet: number format, bold, quoted, header or total."""
         cell = WriteOnlyCell(self.ws)
         if number_format:
             cell.number_format = number_format

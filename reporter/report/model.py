@@ -23,13 +23,16 @@ class Metrics:
 
     @property
     def tokens(self) -> int:
+        """Input plus output tokens."""
         return self.input_tokens + self.output_tokens
 
     @property
     def cost_usd(self) -> Decimal:
+        """The cost as an exact Decimal of USD."""
         return money.nanos_to_decimal(self.cost_nanos)
 
     def add(self, other: Metrics) -> None:
+        """Add ``other``'s sums to these."""
         self.cost_nanos += other.cost_nanos
         self.requests += other.requests
         self.input_tokens += other.input_tokens
@@ -38,6 +41,7 @@ class Metrics:
         self.cache_write_tokens += other.cache_write_tokens
 
     def add_values(self, values: tuple[int, int, int, int, int, int]) -> None:
+        """Add sums given as (cost, requests, input, output, cache read, cache write)."""
         cost, requests, inp, out, cread, cwrite = values
         self.cost_nanos += cost
         self.requests += requests
@@ -57,6 +61,8 @@ class MemberUsage(Metrics):
 
 @dataclass(slots=True)
 class DayRow(Metrics):
+    """One calendar day: its sums, active members and each member's share."""
+
     date: date = date.min
     users: int = 0
     members: list[MemberUsage] = field(default_factory=list)
@@ -64,6 +70,8 @@ class DayRow(Metrics):
 
 @dataclass(slots=True)
 class ModelDayRow(Metrics):
+    """One model on one day: its sums, members and each member's share."""
+
     date: date = date.min
     model: str = ""
     users: int = 0
@@ -72,12 +80,16 @@ class ModelDayRow(Metrics):
 
 @dataclass(slots=True)
 class ProjectRow(Metrics):
+    """One project (None: requests with no project) over the period."""
+
     project: str | None = None
     users: int = 0
 
 
 @dataclass(slots=True)
 class MemberRow(Metrics):
+    """One member over the period: sums, days with usage, the model they used most."""
+
     email: str = ""
     name: str | None = None
     active_days: int = 0
@@ -94,6 +106,8 @@ class ModelRow(Metrics):
 
 @dataclass(slots=True)
 class Summary(Metrics):
+    """The period's totals and the number of members with usage."""
+
     active_users: int = 0
 
     @property
@@ -114,6 +128,8 @@ class DailyPoint:
 
 @dataclass(frozen=True)
 class OrgRef:
+    """The organization a report is about: slug, display name and timezone."""
+
     slug: str
     name: str
     timezone: str
@@ -130,6 +146,8 @@ class ReportKey:
 
 @dataclass(slots=True)
 class Report:
+    """One organization's (or one member's) usage over a period, in every view."""
+
     organization: OrgRef
     period: Period
     member: str | None
@@ -163,5 +181,6 @@ class Report:
 
     @property
     def title(self) -> str:
+        """``<organization> AI usage[ for <member>], <period label>``."""
         who = f" for {self.member}" if self.member else ""
         return f"{self.organization.name} AI usage{who}, {self.period.label}"

@@ -20,6 +20,7 @@ Clock = Callable[[], datetime]
 
 
 def utcnow() -> datetime:
+    """The current time, aware, in UTC (the default clock)."""
     return datetime.now(UTC)
 
 
