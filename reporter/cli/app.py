@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import click
 from sqlalchemy import Engine
@@ -73,9 +73,9 @@ class Context:
 
 
 #: commands that write to the database and so may create a SQLite file that does not exist
-#: yet; every other command only reads and says the file is missing
-CREATES_DATABASE = frozenset({"ingest", "org set", "member set", "demo", "run", "backfill",
-                              "scheduler", "worker"})
+#: yet, for those that do not say so with ``@common(creates_database=True)``; every other
+#: command only reads and says the file is missing
+CREATES_DATABASE = frozenset({"ingest", "org set", "member set", "demo", "run", "backfill"})
 DEFAULT_CONFIG = "jobs.yaml"
 _SHARED = "reporter.shared_options"
 
@@ -101,6 +101,14 @@ def _shared_options(func: F) -> F:
                         help=f"The jobs file (default: {DEFAULT_CONFIG}).")(func)
 
 
+@overload
+def common(func: F) -> F: ...
+
+
+@overload
+def common(*, creates_database: bool) -> Callable[[F], F]: ...
+
+
 def common(func: F | None = None, *, creates_database: bool | None = None) -> Any:
     """Add ``--config``, ``--db`` and ``-v`` to a command and hand it a Context.
 
@@ -124,7 +132,7 @@ def common(func: F | None = None, *, creates_database: bool | None = None) -> An
         context = Context(config, db_url, create_database=creates)
         try:
             return func(context, **kwargs)
-        except (OperationalError, DatabaseError) as exc:
+        except DatabaseError as exc:
             if not _environmental(exc):
                 raise
             log.debug("database error", exc_info=True)
@@ -140,7 +148,7 @@ def _reject_nul(args: list[str]) -> None:
     operating system cannot even pass one): a usage error, before anything is parsed."""
     for number, arg in enumerate(args, start=1):
         if "\0" in arg:
-            shown = db.redact(arg.replace("\0", "\\0"))
+            shown = db.display_url(arg.replace("\0", "\\0"))
             shown = shown if len(shown) <= 60 else shown[:57] + "..."
             raise click.UsageError(f"argument {number} ({shown}) holds a NUL byte")
 
