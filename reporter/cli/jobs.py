@@ -114,7 +114,8 @@ def validate_command(ctx: Context) -> None:
 @click.option("--job", default=None, help="Only this job.")
 @click.option("--org", default=None, metavar="SLUG", help="Only this organization.")
 @click.option("--state", type=click.Choice(ledger.STATES), default=None, help="Only this state.")
-@click.option("--limit", default=50, show_default=True, help="At most this many rows.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1_000_000),
+              help="At most this many rows (1 to 1,000,000).")
 @common
 def runs_command(ctx: Context, job: str | None, org: str | None, state: str | None,
                  limit: int) -> None:
