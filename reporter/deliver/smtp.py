@@ -84,7 +84,8 @@ def _classify(exc: smtplib.SMTPException | OSError, where: str,
     return TransientError(f"{where}: cannot connect: {exc.strerror or exc}")
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine: ``localhost``, 127.0.0.0/8 or ::1."""
     if host.lower().rstrip(".") == "localhost":
         return True
     try:
@@ -110,7 +111,7 @@ def _check_auth(settings: SmtpSettings, where: str) -> None:
     """Refuse to send a password over a connection that is not encrypted, unless the server
     is on this machine or the config allows it explicitly."""
     if (settings.username and settings.security not in ("starttls", "ssl")
-            and not settings.allow_plaintext_auth and not _is_loopback(settings.host)):
+            and not settings.allow_plaintext_auth and not is_loopback(settings.host)):
         raise PermanentError(f"{where}: refusing to send the SMTP password unencrypted "
                              f"(security: {settings.security}); use starttls or ssl, or set "
                              f"allow_plaintext_auth: true")

@@ -8,7 +8,8 @@ from sqlalchemy import Engine
 
 from reporter import periods
 from reporter.errors import ConfigError, PeriodError
-from reporter.jobs.config import Config, Job
+from reporter.jobs.config import Config
+from reporter.jobs.settings import JobSettings
 from reporter.jobs.units import Unit
 from reporter.report import aggregate
 from reporter.store import orgs as store
@@ -18,7 +19,7 @@ from reporter.store import orgs as store
 ENDING_TODAY = (*periods.ROLLING, "all", "month-to-date")
 
 
-def _org_slugs(engine: Engine, job: Job, orgs: list[str] | None) -> list[str]:
+def _org_slugs(engine: Engine, job: JobSettings, orgs: list[str] | None) -> list[str]:
     known = [o.slug for o in store.list_orgs(engine)]
     if orgs:
         for slug in orgs:
@@ -35,7 +36,7 @@ def _org_slugs(engine: Engine, job: Job, orgs: list[str] | None) -> list[str]:
     return list(job.organizations)
 
 
-def audiences(engine: Engine, job: Job, org_slug: str) -> list[str]:
+def audiences(engine: Engine, job: JobSettings, org_slug: str) -> list[str]:
     """The audience keys of one organization: ``admins``, ``list`` or ``member:<email>``."""
     if job.audience != "members":
         return [job.audience]
@@ -85,7 +86,7 @@ def plan(engine: Engine, config: Config, job_name: str, *, as_of: datetime,
     return units
 
 
-def recipients(engine: Engine, job: Job, unit: Unit) -> list[str]:
+def recipients(engine: Engine, job: JobSettings, unit: Unit) -> list[str]:
     """Who receives the unit now: active owners and admins, the list, or the member."""
     if unit.audience == "list":
         return list(job.addresses)

@@ -18,7 +18,8 @@ from reporter import render
 from reporter.deliver import archive, email, smtp
 from reporter.errors import DeliveryError, ReporterError
 from reporter.jobs import ledger, plan
-from reporter.jobs.config import Config, Job
+from reporter.jobs.config import Config
+from reporter.jobs.settings import JobSettings
 from reporter.jobs.units import HELD, SKIPPED, Executor, Outcome, Unit
 from reporter.periods import Period
 from reporter.report import aggregate
@@ -116,13 +117,13 @@ def _render(config: Config, report: Report, formats: Iterable[str]) -> dict[str,
     return {fmt: render.render(report, fmt, options) for fmt in formats}
 
 
-def _formats_needed(job: Job) -> list[str]:
+def _formats_needed(job: JobSettings) -> list[str]:
     if job.store:
         return list(job.formats)
     return list(job.email.attach) if job.email else []
 
 
-def _deliver(engine: Engine, config: Config, job: Job, unit: Unit, now: datetime,
+def _deliver(engine: Engine, config: Config, job: JobSettings, unit: Unit, now: datetime,
              force: bool, timings: dict[str, float], files: list[dict[str, Any]],
              sent_to: list[str], lost: threading.Event) -> tuple[str, str | None]:
     """Build, render, store and send one unit; the end state and a note. Nothing is stored

@@ -1,0 +1,278 @@
+"""The keys of jobs.yaml: one table for reading, defaults, messages and the reference.
+
+``reporter.jobs.config`` reads a file by this table; :func:`reference` renders it as the
+Markdown key reference of docs/CONFIGURATION.md (``python -m reporter.jobs.keys --write
+docs/CONFIGURATION.md`` replaces that section; without ``--write`` it prints it).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from reporter import periods
+from reporter.fsutil import atomic_write
+from reporter.jobs import settings
+from reporter.render import FORMATS
+
+Kind = Literal["string", "integer", "number", "boolean", "choice", "path", "folder", "file",
+               "template", "cron", "timezone", "formats", "organizations", "audience",
+               "env_var", "section", "jobs", "email"]
+
+AUDIENCES = ("admins", "members")
+SECURITY = ("starttls", "ssl", "none")
+EXECUTORS = ("local", "celery")
+SMTP_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
+DAY = 86_400
+
+
+@dataclass(frozen=True)
+class Computed:
+    """A default that depends on other keys or on the machine."""
+
+    doc: str
+    #: (the values read so far, nearest section first; the environment) -> the default
+    compute: Callable[[Mapping[str, Any], Mapping[str, str]], Any]
+
+
+#: the default of a section that, left out, holds each of its keys' defaults
+EVERY_DEFAULT = Computed("each key's default", lambda values, env: None)
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key: what it holds, its default, its bounds and a line of help."""
+
+    name: str
+    kind: Kind
+    help: str
+    default: Any = None  # a value, a Computed, or None for "not set"
+    required: bool = False
+    minimum: float | None = None  # numbers: the least value; lists: the fewest items
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    section: Section | None = None  # kinds "section", "jobs" and "email": the nested table
+    env: str | None = None  # an environment variable that, set and non-empty, wins
+
+    def default_for(self, values: Mapping[str, Any], env: Mapping[str, str]) -> Any:
+        """The value of this key when the file leaves it out."""
+        if isinstance(self.default, Computed):
+            return self.default.compute(values, env)
+        return self.default
+
+
+@dataclass(frozen=True)
+class Section:
+    """A mapping of jobs.yaml and the keys it may hold."""
+
+    path: str  # "" for the top level, "smtp", "job.deliver.email"...
+    help: str
+    keys: tuple[Key, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The keys' names, in table order."""
+        return tuple(key.name for key in self.keys)
+
+
+def number(value: float) -> str:
+    """``1800``, ``0.1``: a bound or default as the file would spell it."""
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _md(text: object, markdown: bool) -> str:
+    return f"`{text}`" if markdown else str(text)
+
+
+def describe(key: Key, markdown: bool = False) -> str:
+    """What a key's value must be: ``an integer from 1 to 65535``."""
+    lo, hi = key.minimum, key.maximum
+    simple: dict[str, str] = {
+        "string": "a non-empty string", "boolean": f"{_md('true', markdown)} or "
+        f"{_md('false', markdown)}", "path": "a path", "folder": "a folder that exists",
+        "file": "a file that exists", "template": "a Jinja template",
+        "cron": "a cron expression (minute hour day month weekday)",
+        "timezone": "an IANA timezone name", "env_var": "an environment variable's name",
+        "section": "a mapping", "jobs": "a mapping of job names to jobs",
+        "email": f"{_md('true', markdown)}, {_md('false', markdown)} or a mapping",
+        "organizations": f"{_md('all', markdown)} or a list of organization slugs",
+        "audience": f"{_md('admins', markdown)}, {_md('members', markdown)} or a list of "
+                    "email addresses",
+    }
+    if key.kind in simple:
+        return simple[key.kind]
+    if key.kind in ("integer", "number"):
+        article = "an integer" if key.kind == "integer" else "a number"
+        return f"{article} from {number(lo or 0)} to {number(hi or 0)}"
+    names = ", ".join(_md(c, markdown) for c in key.choices)
+    if key.kind == "formats":
+        return f"a list of formats ({names}){', may be empty' if not lo else ''}"
+    return f"one of {names}"
+
+
+def _doc_default(key: Key) -> str:
+    if key.required:
+        return "required"
+    value = key.default
+    if isinstance(value, Computed):
+        return value.doc
+    if value is None:
+        return "not set"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, tuple):
+        return f"`[{', '.join(value)}]`"
+    if isinstance(value, int | float):
+        return f"`{number(value)}`"
+    return f"`{value}`"
+
+
+_RELATIVE = " (relative to the file's folder)"
+
+EMAIL = Section("job.deliver.email", "`true` (or empty) sends the job's formats as attachments "
+                "with the default subject; `false` sends no email.", (
+    Key("subject", "template", "the subject line; names: `job`, `organization.{slug,name,"
+        "timezone}`, `period.{name,label,first,last,timezone}`, `member`, `member_name`",
+        default=settings.DEFAULT_SUBJECT),
+    Key("attach", "formats", "the formats attached; each must be among the job's `formats`",
+        default=Computed("the job's `formats`", lambda values, env: values["formats"]),
+        minimum=0, choices=tuple(FORMATS)),
+    Key("max_attachment_bytes", "integer", "larger files are left out, and the message says "
+        "where their stored copy is", default=settings.MAX_ATTACHMENT_BYTES, minimum=0,
+        maximum=1024**3),
+))
+
+DELIVER = Section("job.deliver", "Where a job's reports go.", (
+    Key("store", "boolean", "keep the files under `<output>/<job>/<org>/<first>_<last>/` "
+        "with a `manifest.json`", default=True),
+    Key("email", "email", "send the report by email (see `job.deliver.email`)", section=EMAIL),
+))
+
+JOB = Section("job", "Each entry of `jobs`: its name is its id in the run ledger and the "
+              "scheduler. A job must deliver somewhere (`store` or `email`).", (
+    Key("schedule", "cron", "when the scheduler runs it; without one, the job runs only on "
+        "demand"),
+    Key("timezone", "timezone", "the schedule's timezone; default: each organization's own "
+        "timezone"),
+    Key("period", "choice", "the period each run reports", required=True,
+        choices=periods.NAMES),
+    Key("organizations", "organizations", "which organizations", default="all"),
+    Key("audience", "audience", "`admins`: the team report to owners and admins; `members`: "
+        "a personal report to each member; a list: the team report to those addresses",
+        default="admins"),
+    Key("formats", "formats", "the formats rendered", default=("html", "pdf", "xlsx"),
+        minimum=1, choices=tuple(FORMATS)),
+    Key("skip_empty", "boolean", "send nothing for a period with no usage", default=False),
+    Key("enabled", "boolean", "`false`: the scheduler leaves the job alone", default=True),
+    Key("deliver", "section", "where the reports go (see `job.deliver`)", section=DELIVER,
+        default=EVERY_DEFAULT),
+))
+
+SCHEDULER = Section("scheduler", "The long-running service (`reporter scheduler`).", (
+    Key("misfire_grace_seconds", "integer", "a run missed while the service was down is "
+        "caught up within this window", default=21_600, minimum=1, maximum=30 * DAY),
+    Key("lease_seconds", "integer", "a standby instance takes over this long after the "
+        "leader stopped renewing its lease", default=30, minimum=1, maximum=DAY),
+    Key("unit_timeout_seconds", "integer", "a unit left `running` this long (its process "
+        "died) is taken over", default=1_800, minimum=1, maximum=30 * DAY),
+))
+
+EXECUTOR = Section("executor", "How `reporter run`, `backfill` and the scheduler fan out "
+                   "the units of a run.", (
+    Key("kind", "choice", "`local`: a process pool; `celery`: Celery tasks run by "
+        "`reporter worker`", default="local", choices=EXECUTORS),
+    Key("workers", "integer", "worker processes", minimum=1, maximum=1024,
+        default=Computed("the number of CPU cores", lambda values, env: os.cpu_count() or 1)),
+    Key("max_reports_per_worker", "integer", "a worker process is replaced after this many "
+        "reports", default=50, minimum=1, maximum=1_000_000),
+    Key("broker_url", "string", "the Celery broker (and result backend)",
+        default=settings.DEFAULT_BROKER, env=settings.BROKER_ENV),
+))
+
+SMTP = Section("smtp", "The mail server. Without this section, email is written to "
+               "`<output>/outbox/*.eml`.", (
+    Key("host", "string", "the server's host name or address", required=True),
+    Key("port", "integer", "the server's port", minimum=1, maximum=65535,
+        default=Computed("`587` (starttls), `465` (ssl), `25` (none)",
+                         lambda values, env: SMTP_PORTS.get(values["security"], 25))),
+    Key("security", "choice", "`starttls` or `ssl` encrypt the connection; `none` does not",
+        default="starttls", choices=SECURITY),
+    Key("username", "string", "log in as this user; needs `password_env`"),
+    Key("password_env", "env_var", "the environment variable holding the password (the "
+        "secret itself never stands in the file)"),
+    Key("from", "string", "the sender, e.g. `Usage Reports <reports@example.com>`",
+        required=True),
+    Key("ca_file", "file", "PEM certificates of the CA that signed the server's certificate"
+        + _RELATIVE + "; default: the system's trust store"),
+    Key("allow_plaintext_auth", "boolean", "allow `username` with `security: none` to a host "
+        "that is not loopback (the password crosses the network unencrypted)", default=False),
+    Key("timeout_seconds", "number", "for each connection and reply", default=30.0,
+        minimum=0.1, maximum=3600),
+    Key("retries", "integer", "retries of a transient failure (refused, timeout, 4xx)",
+        default=3, minimum=0, maximum=10),
+    Key("retry_backoff_seconds", "number", "the wait before the first retry, doubled after "
+        "each", default=2.0, minimum=0, maximum=600),
+))
+
+TOP = Section("", "The file itself.", (
+    Key("database", "string", "the database URL; `--db`, then `REPORTER_DATABASE_URL`, win "
+        "over it; default: `sqlite:///reporter.db`"),
+    Key("output", "path", "stored reports and the outbox live under it" + _RELATIVE,
+        default="output"),
+    Key("templates", "folder", "files here override the shipped templates" + _RELATIVE),
+    Key("smtp", "section", "the mail server (see `smtp`)", section=SMTP),
+    Key("executor", "section", "how runs fan out (see `executor`)", section=EXECUTOR,
+        default=EVERY_DEFAULT),
+    Key("scheduler", "section", "the scheduler service (see `scheduler`)", section=SCHEDULER,
+        default=EVERY_DEFAULT),
+    Key("jobs", "jobs", "the jobs by name (see `job`)", required=True, section=JOB),
+))
+
+SECTIONS = (TOP, SMTP, EXECUTOR, SCHEDULER, JOB, DELIVER, EMAIL)
+
+BEGIN = "<!-- key reference: generated from reporter/jobs/keys.py; do not edit by hand -->"
+END = "<!-- end of the generated key reference -->"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def reference() -> str:
+    """The key reference as Markdown, one table per section, between BEGIN and END."""
+    lines = [BEGIN, ""]
+    for section in SECTIONS:
+        lines += [f"### {f'`{section.path}`' if section.path else 'Top level'}", "",
+                  section.help, "", "| key | value | default | meaning |",
+                  "| --- | --- | --- | --- |"]
+        for key in section.keys:
+            default = _doc_default(key)
+            if key.env:
+                default += f"; `{key.env}` wins"
+            lines.append(f"| `{key.name}` | {_cell(describe(key, markdown=True))} | "
+                         f"{_cell(default)} | {_cell(key.help)} |")
+        lines.append("")
+    return "\n".join([*lines, END])
+
+
+def write(doc: Path) -> bool:
+    """Replace the reference between BEGIN and END in ``doc``; whether it changed."""
+    text = doc.read_text(encoding="utf-8")
+    head, sep, rest = text.partition(BEGIN)
+    if not sep or END not in rest:
+        raise SystemExit(f"{doc}: no generated key reference section to replace")
+    new = head + reference() + rest.partition(END)[2]
+    if new != text:
+        atomic_write(doc, new.encode("utf-8"))
+    return new != text
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--write"] and len(sys.argv) == 3:
+        write(Path(sys.argv[2]))
+    else:
+        sys.stdout.write(reference() + "\n")

@@ -1,0 +1,219 @@
+"""What each kind of key in the table may hold: one checker per kind.
+
+A checker gets the value PyYAML built (or, for lists, the node) and returns the value the
+settings hold, ``BAD`` after reporting a problem itself, or ``WRONG`` for the generic
+"'key' must be ..., not ..." message.
+"""
+
+from __future__ import annotations
+
+import math
+import reprlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+from jinja2 import TemplateError, TemplateSyntaxError
+
+from reporter import addresses, periods
+from reporter.deliver.subject import render_subject, sample_context
+from reporter.errors import ConfigError
+from reporter.jobs.keys import Key
+
+STANDARD = "tag:yaml.org,2002:"
+
+_short = reprlib.Repr()
+_short.maxstring, _short.maxother, _short.maxlong = 60, 60, 40
+_short.maxlist = _short.maxtuple = _short.maxset = 5
+_short.maxdict, _short.maxlevel = 4, 3
+
+
+class Invalid:
+    """The value of a key that was reported as wrong (so later checks skip it)."""
+
+    def __repr__(self) -> str:
+        return "<invalid>"
+
+
+BAD: Any = Invalid()
+WRONG: Any = Invalid()  # a checker's answer for "the generic message applies"
+
+def show(value: object) -> str:
+    """``value`` as a message shows it: a repr, shortened (huge or nested values too)."""
+    return _short.repr(value)
+
+
+def tag_name(tag: str) -> str:
+    """``!!binary`` for ``tag:yaml.org,2002:binary``."""
+    return "!!" + tag[len(STANDARD):] if tag.startswith(STANDARD) else tag
+
+
+def cron_trigger(expression: str, timezone: str | None = None) -> Any:
+    """APScheduler's CronTrigger for a five-field crontab line (ConfigError when invalid)."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        return CronTrigger.from_crontab(expression, timezone=timezone or "UTC")
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"invalid cron expression {show(expression)}: {exc}") from None
+
+
+class Checking(Protocol):
+    """What the checkers use of the reader: the file, reporting, values and lists."""
+
+    path: Path
+
+    def error(self, node: yaml.Node, where: str, message: str) -> None:
+        """Record a problem at ``node``."""
+
+    def value(self, node: yaml.Node, where: str, name: str) -> Any:
+        """The Python value of ``node``; BAD when it has none."""
+
+    def strings(self, node: yaml.Node, key: Key, where: str) -> list[tuple[str, yaml.Node]]:
+        """The items of a list of non-empty strings."""
+
+
+Scalar = Callable[[Checking, yaml.Node, Key, str, Any], Any]
+
+
+def _text(r: Checking, node: yaml.Node, key: Key, where: str, value: Any) -> Any:
+    return value if isinstance(value, str) and value.strip() else WRONG
+
+
+def _integer(r: Checking, node: yaml.Node, key: Key, where: str, value: Any) -> Any:
+    ok = isinstance(value, int) and not isinstance(value, bool) and _within(value, key)
+    return value if ok else WRONG
+
+
+def _number(r: Checking, node: yaml.Node, key: Key, where: str, value: Any) -> Any:
+    ok = (isinstance(value, int | float) and not isinstance(value, bool)
+          and math.isfinite(value) and _within(value, key))
+    return float(value) if ok else WRONG
+
+
+def _within(value: float, key: Key) -> bool:
+    return ((key.minimum is None or value >= key.minimum)
+            and (key.maximum is None or value <= key.maximum))
+
+
+def _boolean(r: Checking, node: yaml.Node, key: Key, where: str, value: Any) -> Any:
+    return value if isinstance(value, bool) else WRONG
+
+
+def _choice(r: Checking, node: yaml.Node, key: Key, where: str, value: Any) -> Any:
+    if not isinstance(value, str):
+        return WRONG
+    if value not in key.choices:
+        r.error(node, where, f"unknown {key.name} {show(value)} (one of: "
+                             f"{', '.join(key.choices)})")
+        return BAD
+    return value
+
+
+def _path(r: Checking, node: yaml.Node, key: Key, where: str, value: Any) -> Any:
+    if not isinstance(value, str) or not value.strip() or "\0" in value:
+        return WRONG
+    path = r.path.parent / value
+    try:
+        exists = {"path": True, "folder": path.is_dir(), "file": path.is_file()}[key.kind]
+    except (OSError, ValueError):
+        exists = False
+    if not exists:
+        r.error(node, where, f"{key.name!r} {str(path)!r} is not a {key.kind}")
+        return BAD
+    return path
+
+
+def _template(r: Checking, node: yaml.Node, key: Key, where: str, value: Any) -> Any:
+    if not isinstance(value, str) or not value.strip():
+        return WRONG
+    try:
+        render_subject(value, sample_context())
+    except TemplateSyntaxError as exc:
+        r.error(node, where, f"{key.name} is not a valid template: {exc.message}")
+    except TemplateError as exc:
+        r.error(node, where, f"{key.name} template: {exc.message}")
+    except Exception as exc:  # any failure of the sandboxed sample render is the template's
+        r.error(node, where, f"{key.name} template: {type(exc).__name__}: {exc}")
+    else:
+        return value
+    return BAD
+
+
+def _cron(r: Checking, node: yaml.Node, key: Key, where: str, value: Any) -> Any:
+    if not isinstance(value, str) or not value.strip():
+        return WRONG
+    try:
+        cron_trigger(value)
+    except ConfigError as exc:
+        r.error(node, where, str(exc))
+        return BAD
+    return value
+
+
+def _timezone(r: Checking, node: yaml.Node, key: Key, where: str, value: Any) -> Any:
+    if not isinstance(value, str) or not value.strip():
+        return WRONG
+    if "\0" in value or not periods.is_timezone(value):
+        r.error(node, where, f"unknown timezone {show(value)}")
+        return BAD
+    return value
+
+
+def _env_var(r: Checking, node: yaml.Node, key: Key, where: str, value: Any) -> Any:
+    ok = isinstance(value, str) and value.strip() and not set(value) & {"=", "\0"}
+    return value if ok else WRONG
+
+
+SCALARS: dict[str, Scalar] = {
+    "string": _text, "integer": _integer, "number": _number, "boolean": _boolean,
+    "choice": _choice, "path": _path, "folder": _path, "file": _path,
+    "template": _template, "cron": _cron, "timezone": _timezone, "env_var": _env_var,
+}
+
+
+def _formats(r: Checking, node: yaml.Node, key: Key, where: str) -> Any:
+    out: list[str] = []
+    for name, item in r.strings(node, key, where):
+        if name not in key.choices:
+            r.error(item, where, f"unknown format {show(name)} in {key.name!r} "
+                                 f"(one of: {', '.join(key.choices)})")
+        elif name not in out:
+            out.append(name)
+    if (key.minimum or 0) > 0 and isinstance(node, yaml.SequenceNode) and not node.value:
+        r.error(node, where, f"{key.name!r} is empty")
+    return tuple(out)
+
+
+def _organizations(r: Checking, node: yaml.Node, key: Key, where: str) -> Any:
+    if isinstance(node, yaml.ScalarNode) and r.value(node, where, key.name) == "all":
+        return "all"
+    return tuple(text for text, _ in r.strings(node, key, where))
+
+
+def _audience(r: Checking, node: yaml.Node, key: Key, where: str) -> Any:
+    if not isinstance(node, yaml.SequenceNode):
+        raw = r.value(node, where, key.name)
+        if isinstance(raw, str) and raw in ("admins", "members"):
+            return raw
+        if raw is not BAD:
+            r.error(node, where, f"audience must be 'admins', 'members' or a list of "
+                                 f"addresses, not {show(raw)}")
+        return BAD
+    found: list[str] = []
+    for text, item in r.strings(node, key, where):
+        try:
+            address = addresses.normalize(text)
+        except addresses.AddressError as exc:
+            r.error(item, where, f"audience: {exc}")
+        else:
+            if address not in found:
+                found.append(address)
+    if not node.value:
+        r.error(node, where, "audience list is empty")
+    return tuple(found)
+
+
+LISTS: dict[str, Callable[[Checking, yaml.Node, Key, str], Any]] = {
+    "formats": _formats, "organizations": _organizations, "audience": _audience}

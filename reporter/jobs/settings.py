@@ -1,0 +1,84 @@
+"""The settings jobs.yaml holds, as frozen dataclasses (``reporter.jobs.config`` builds them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from reporter.deliver.smtp import SmtpSettings
+from reporter.errors import ConfigError
+
+DEFAULT_SUBJECT = "{{ organization.name }} AI usage, {{ period.label }}"
+DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
+BROKER_ENV = "REPORTER_BROKER_URL"
+DEFAULT_SENDER = "Usage Reports <reports@localhost>"
+MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    """A job's ``deliver.email``: the subject template and what is attached."""
+
+    subject: str
+    attach: tuple[str, ...]
+    max_attachment_bytes: int
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """One entry of ``jobs``: when, which period, for whom, in which formats, delivered how."""
+
+    name: str
+    period: str
+    formats: tuple[str, ...]
+    schedule: str | None
+    timezone: str | None
+    organizations: tuple[str, ...] | None  # None: all organizations
+    audience: str  # "admins", "members" or "list"
+    addresses: tuple[str, ...]  # the normalized addresses of a "list" audience
+    skip_empty: bool
+    store: bool
+    email: EmailSettings | None
+    enabled: bool
+    line: int  # where the job's name stands in the file
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """The ``executor`` section: how runs fan out (a local process pool or Celery)."""
+
+    kind: str
+    workers: int
+    max_reports_per_worker: int
+    broker_url: str
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    """The ``scheduler`` section: catch-up window, leader lease, unit takeover."""
+
+    misfire_grace_seconds: int
+    lease_seconds: int
+    unit_timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole, validated jobs.yaml."""
+
+    path: Path
+    output: Path
+    jobs: dict[str, JobSettings]
+    database: str | None
+    smtp: SmtpSettings | None
+    templates: Path | None
+    executor: ExecutorSettings
+    scheduler: SchedulerSettings
+    email_from: str = DEFAULT_SENDER
+
+    def job(self, name: str) -> JobSettings:
+        """The job called ``name``; ConfigError listing the jobs when there is none."""
+        if name not in self.jobs:
+            known = ", ".join(self.jobs) or "none"
+            raise ConfigError(f"{self.path.name}: unknown job {name!r} (jobs: {known})")
+        return self.jobs[name]
