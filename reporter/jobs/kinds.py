@@ -39,6 +39,7 @@ class Invalid:
 BAD: Any = Invalid()
 WRONG: Any = Invalid()  # a checker's answer for "the generic message applies"
 
+
 def show(value: object) -> str:
     """``value`` as a message shows it: a repr, shortened (huge or nested values too)."""
     return _short.repr(value)

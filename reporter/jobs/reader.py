@@ -179,10 +179,8 @@ class Reader:
         for key in plain:
             if key.env and self.env.get(key.env):
                 own[key.name] = self.env[key.env]
-        for key in section.keys:
+        for key in (key for key in section.keys if key.kind in NESTED):
             child = nodes.get(key.name)
-            if key.kind not in NESTED:
-                continue
             if child is None and key.required:
                 self.error(node or 1, where, f"missing key {key.name!r}")
                 own[key.name] = BAD
