@@ -523,3 +523,22 @@ def test_rows_the_store_refuses_are_reported_by_id(engine: Engine, src: Engine,
     # a refused row does not hold the watermark back: the rows after it are stored
     assert result.watermark == (rows[5]["startTime"].replace(tzinfo=UTC), rows[5]["request_id"])
     assert totals(engine, "acme")["requests"] == 3
+
+
+def test_jobs_yaml_carries_the_sources(tmp_path: Path) -> None:
+    from reporter.jobs import config
+
+    path = tmp_path / "jobs.yaml"
+    path.write_text(SOURCES_YAML + "jobs: {}\n")
+    loaded = config.load(path, env={})
+    assert list(loaded.sources) == ["gateway", "kilo", "warehouse"]
+    assert loaded.sources == load_sources(path)
+    assert config.load(tmp_path / "jobs.yaml", env={}).sources["kilo"].overlap_minutes == 30
+    path.write_text("sources:\n  gateway:\n    kind: litellm\n    url_env: X\n"
+                    "    organization: acme\n    overlap_minutes: -1\njobs: {}\n")
+    with pytest.raises(config.ConfigErrors) as caught:
+        config.load(path, env={})
+    assert caught.value.messages == [
+        "jobs.yaml:6: source 'gateway': 'overlap_minutes' must be a number >= 0, not -1"]
+    path.write_text("jobs: {}\n")
+    assert config.load(path, env={}).sources == {}

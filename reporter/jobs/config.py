@@ -30,6 +30,7 @@ from reporter.jobs.settings import (
     JobSettings,
     SchedulerSettings,
 )
+from reporter.store.sources.settings import parse_sources
 
 __all__ = ["BROKER_ENV", "DEFAULT_BROKER", "Config", "ConfigErrors", "check_organizations",
            "cron_trigger", "database_setting", "load", "parse"]
@@ -86,6 +87,12 @@ class _Builder:
     def scheduler(self, node: yaml.Node | None, outer: ChainMap[str, Any]) -> Any:
         read = self.r.section(node, keys.SCHEDULER, "scheduler", outer, {})
         return SchedulerSettings(**read.own) if read is not None and read.ok else BAD
+
+    def sources(self, node: yaml.Node | None, outer: ChainMap[str, Any]) -> Any:
+        """The ``sources`` section, read by ``reporter.store.sources.settings``."""
+        if node is None:
+            return {}
+        return parse_sources(node, self.r.path.name, self.r.errors)
 
     def jobs(self, node: yaml.Node | None, outer: ChainMap[str, Any]) -> dict[str, JobSettings]:
         found = self.r.mapping(node, "jobs", None, "jobs") if node is not None else None
@@ -166,7 +173,7 @@ def parse(text: str, path: Path, env: Mapping[str, str] | None = None) -> Config
     build = _Builder(reader)
     read = reader.section(root, keys.TOP, "", ChainMap(), {
         "smtp": build.smtp, "executor": build.executor, "scheduler": build.scheduler,
-        "jobs": build.jobs}, "the file")
+        "sources": build.sources, "jobs": build.jobs}, "the file")
     reader.raise_errors()
     assert read is not None  # a file that is not a mapping is an error above
     v = read.own
@@ -174,7 +181,8 @@ def parse(text: str, path: Path, env: Mapping[str, str] | None = None) -> Config
     return Config(path=path, output=v["output"], jobs=v["jobs"], database=v["database"],
                   smtp=smtp, templates=v["templates"], executor=v["executor"],
                   scheduler=v["scheduler"],
-                  email_from=smtp.sender if smtp else DEFAULT_SENDER)
+                  email_from=smtp.sender if smtp else DEFAULT_SENDER,
+                  sources=v["sources"] or {})
 
 
 def load(path: Path | str, env: Mapping[str, str] | None = None) -> Config:

@@ -229,6 +229,8 @@ TOP = Section("", "The file itself.", (
         default=EVERY_DEFAULT),
     Key("scheduler", "section", "the scheduler service (see `scheduler`)", section=SCHEDULER,
         default=EVERY_DEFAULT),
+    Key("sources", "section", "where usage already lives, copied in by `reporter sync`: "
+        "sources by name (see the README, \"Reading from LiteLLM or Kilo Code\")"),
     Key("jobs", "jobs", "the jobs by name (see `job`)", required=True, section=JOB),
 ))
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from reporter.deliver.smtp import SmtpSettings
 from reporter.errors import ConfigError
+from reporter.store.sources.settings import SourceSettings
 
 DEFAULT_SUBJECT = "{{ organization.name }} AI usage, {{ period.label }}"
 DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
@@ -75,6 +77,7 @@ class Config:
     executor: ExecutorSettings
     scheduler: SchedulerSettings
     email_from: str = DEFAULT_SENDER
+    sources: Mapping[str, SourceSettings] = field(default_factory=dict)
 
     def job(self, name: str) -> JobSettings:
         """The job called ``name``; ConfigError listing the jobs when there is none."""
