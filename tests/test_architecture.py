@@ -188,6 +188,13 @@ def test_every_package_says_what_it_holds_and_may_import(package: str) -> None:
     assert "import" in doc.lower(), f"{module_path(package)}: say what the package may import"
 
 
+def _overload(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> bool:
+    """A ``typing.overload`` signature: the implementation after it holds the docstring."""
+    return any(isinstance(d, ast.Name | ast.Attribute) and
+               (d.id if isinstance(d, ast.Name) else d.attr) == "overload"
+               for d in node.decorator_list)
+
+
 def _undocumented(path: Path) -> Iterator[str]:
     tree = ast.parse(path.read_text("utf-8"))
     where = path.relative_to(ROOT.parent)
@@ -195,14 +202,15 @@ def _undocumented(path: Path) -> Iterator[str]:
         yield f"{where}: module"
     kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
     for node in tree.body:
-        if not isinstance(node, kinds) or node.name.startswith("_"):
+        if not isinstance(node, kinds) or node.name.startswith("_") or _overload(node):
             continue
         if not ast.get_docstring(node):
             yield f"{where}:{node.lineno}: {node.name}"
         if isinstance(node, ast.ClassDef):
             for method in node.body:
                 if (isinstance(method, ast.FunctionDef | ast.AsyncFunctionDef)
-                        and not method.name.startswith("_") and not ast.get_docstring(method)):
+                        and not method.name.startswith("_") and not _overload(method)
+                        and not ast.get_docstring(method)):
                     yield f"{where}:{method.lineno}: {node.name}.{method.name}"
 
 
