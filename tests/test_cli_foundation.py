@@ -399,3 +399,18 @@ def test_real_process_bad_database_url(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_validate_checks_the_file_before_any_database_exists(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    """A new user validates the shipped jobs.yaml before creating a database."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REPORTER_DATABASE_URL", raising=False)
+    shipped = Path(__file__).resolve().parent.parent / "jobs.yaml"
+    (tmp_path / "jobs.yaml").write_text(shipped.read_text())
+    result = CliRunner().invoke(main, ["validate", "--db", f"sqlite:///{tmp_path}/none.db"])
+    assert result.exit_code == 0, result.output
+    assert "ok (" in result.output
+    assert "organizations not checked" in result.output
+    assert not (tmp_path / "none.db").exists()

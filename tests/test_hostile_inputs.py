@@ -121,8 +121,6 @@ CASES = [
     # missing, misspelled and corrupt SQLite files
     case("db-missing-runs", "runs", "--db", "sqlite:///{w}/nope/reporter.db"),
     case("db-missing-generate", *GEN, "--period", "all", "--db", "sqlite:///{w}/nope.db"),
-    case("db-missing-validate", "validate", "--config", "{w}/jobs.yaml", "--db",
-         "sqlite:///{w}/nope.db"),
     case("db-is-a-folder", "org", "set", "x", "--db", "sqlite:///{w}"),
     case("db-not-a-database", "org", "list", "--db", "sqlite:///{w}/corrupt.db"),
     case("db-not-a-database-ingest", "ingest", "{w}/usage.csv", "--db",

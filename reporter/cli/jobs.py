@@ -9,6 +9,7 @@ import click
 
 from reporter.cli import wording
 from reporter.cli.app import Context, _date, common, main, period_options
+from reporter.errors import ReporterError
 from reporter.jobs import config as config_module
 from reporter.jobs import ledger, plan, runner
 from reporter.jobs.units import Outcome, Unit
@@ -101,8 +102,13 @@ def validate_command(ctx: Context) -> None:
         for message in exc.messages:
             click.echo(message, err=True)
         sys.exit(1)
-    problems = config_module.check_organizations(
-        config, {o.slug for o in store.list_orgs(ctx.engine)})
+    try:
+        known = {o.slug for o in store.list_orgs(ctx.engine)}
+    except ReporterError as exc:  # no database yet: the file itself is still checked
+        click.echo(f"{config.path}: ok ({len(config.jobs)} jobs); organizations not checked: "
+                   f"{exc}")
+        return
+    problems = config_module.check_organizations(config, known)
     for message in problems:
         click.echo(message, err=True)
     if problems:
