@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -147,3 +150,17 @@ def test_personal_report_holds_only_that_member(sqlite_engine: Engine) -> None:
     assert "$0.50<" in html  # his own amounts need two decimals
     assert "alice@acme.com" not in html
     assert "mallory@acme.com" not in html
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", "1 error"), ("", "1 skipped")])
+def test_a_missing_browser_fails_on_ci_and_is_skipped_elsewhere(ci: str, outcome: str) -> None:
+    checkout = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "CI": ci, "REPORTER_TEST_CHROMIUM": "no-such-browser"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "tests/test_render_html.py::test_html_in_headless_chromium"],
+        cwd=checkout, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert outcome in result.stdout, result.stdout + result.stderr
+    assert result.returncode == (1 if ci else 0)
+    if ci:
+        assert "the browser 'no-such-browser' is missing on CI" in result.stdout
