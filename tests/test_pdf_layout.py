@@ -1,0 +1,142 @@
+"""The PDF as a reader sees it: where its words land on the page (pdfplumber), from a
+nano-dollar to a hundred million dollars, and how its tables break across pages."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pdfplumber
+import pytest
+from sqlalchemy import Engine
+
+from reporter import money
+from reporter.periods import Period
+from reporter.render import pdf_report
+from reporter.report import aggregate
+from reporter.report.model import Report
+from reporter.store import orgs as store
+from tests.helpers import load, row
+
+FIRST = date(2026, 11, 16)
+#: the longest names the layout has to live with beside the amounts
+PEOPLE = [("carol.christensen-oyelaran@example-enterprises.com", "Carol Christensen-Oyelaran"),
+          ("bob@acme.com", "Bob Baker"), ("alice@acme.com", None)]
+MODELS = ["anthropic/claude-sonnet-4-5-20250929", "openai/gpt-5", "x-ai/grok-code-fast-1"]
+
+
+def team_report(engine: Engine, total: str, *, requests: int = 7,
+                tokens: int = 1_234_567) -> Report:
+    """A week of usage by three members on three models whose cost adds up to ``total``."""
+    store.set_org(engine, "acme", name="Acme Corp", timezone="America/New_York")
+    nanos = int(Decimal(total).scaleb(9))
+    share, rest = divmod(nanos, requests)
+    rows = []
+    for index in range(requests):
+        cost = share + (rest if index == 0 else 0)
+        email, _ = PEOPLE[index % len(PEOPLE)]
+        when = datetime(2026, 11, 16, 15, tzinfo=UTC) + timedelta(days=index % 7, minutes=index)
+        rows.append(row(f"r{index}", when.isoformat(), email=email,
+                        model=MODELS[index % len(MODELS)], project=f"project-{index % 4}",
+                        cost=money.format_usd(cost), input_tokens=tokens,
+                        output_tokens=tokens // 3))
+    assert load(engine, rows).inserted == requests
+    for email, name in PEOPLE:
+        if name:
+            store.set_member(engine, "acme", email, name=name)
+    period = Period("previous-week", FIRST, FIRST + timedelta(days=6), "America/New_York")
+    return aggregate.build(engine, "acme", period, now=datetime(2026, 11, 23, 12, tzinfo=UTC))
+
+
+@dataclass(frozen=True)
+class Box:
+    """A rectangle on a page, in points from the top left."""
+
+    x0: float
+    top: float
+    x1: float
+    bottom: float
+    text: str = ""
+
+    def overlaps(self, other: Box, slack: float = 0.3) -> bool:
+        return (self.x0 + slack < other.x1 and other.x0 + slack < self.x1
+                and self.top + slack < other.bottom and other.top + slack < self.bottom)
+
+    def inside(self, other: Box, slack: float = 0.5) -> bool:
+        return (other.x0 - slack <= self.x0 and self.x1 <= other.x1 + slack
+                and other.top - slack <= self.top and self.bottom <= other.bottom + slack)
+
+
+def words(page: Any) -> list[Box]:
+    """The page's words in the order they are drawn: a word ends where the text jumps back or
+    leaves a gap (1 pt), so two cells drawn on top of each other stay two words."""
+    return [Box(w["x0"], w["top"], w["x1"], w["bottom"], w["text"])
+            for w in page.extract_words(x_tolerance=1, use_text_flow=True)]
+
+
+def crowded(page: Any) -> list[str]:
+    """Places where one character is drawn over the one before it by more than kerning does
+    (a fifth of the font size): the start of the next cell's text inside this one's."""
+    out = []
+    chars = [c for c in page.chars if c["text"].strip()]
+    for prev, curr in zip(chars, chars[1:], strict=False):
+        same_line = abs(prev["top"] - curr["top"]) < 1
+        if same_line and prev["x0"] < curr["x0"] < prev["x1"] - 0.2 * curr["size"]:
+            out.append(f"{prev['text']}{curr['text']} at {curr['x0']:.0f},{curr['top']:.0f}")
+    return out
+
+
+def overlapping(boxes: list[Box]) -> list[tuple[str, str]]:
+    """Pairs of words drawn on top of each other."""
+    out = []
+    ordered = sorted(boxes, key=lambda b: b.x0)
+    for index, box in enumerate(ordered):
+        for other in ordered[index + 1:]:
+            if other.x0 >= box.x1:
+                break
+            if box.overlaps(other):
+                out.append((box.text, other.text))
+    return out
+
+
+def pages(data: bytes) -> Iterator[Any]:
+    with pdfplumber.open(io.BytesIO(data)) as pdf:
+        yield from pdf.pages
+
+
+def card_region(page: Any) -> tuple[list[Box], list[Box]]:
+    """The words between the "Summary" heading and the next heading, and the cards' boxes."""
+    found = words(page)
+    summary = next(b for b in found if b.text == "Summary")
+    after = min(b.top for b in found if b.text == "Daily" and b.top > summary.bottom)
+    cards = [Box(c["x0"], c["top"], c["x1"], c["bottom"]) for c in page.curves
+             if summary.bottom < c["top"] < after]
+    end = max((c.bottom for c in cards), default=after)
+    inside = [b for b in found if summary.bottom < b.top < end]
+    return inside, cards
+
+
+#: from one nano-dollar through real weekly bills to the most the layout is built for
+AMOUNTS = ["0.000000001", "155.392343321", "12357.458018123", "99999999.123456789"]
+
+
+@pytest.mark.parametrize("total", AMOUNTS)
+def test_cards_and_tables_never_print_on_top_of_each_other(sqlite_engine: Engine,
+                                                           total: str) -> None:
+    requests = 101 if Decimal(total) > 1_000_000 else 7  # one request costs under $1,000,000
+    report = team_report(sqlite_engine, total, requests=requests,
+                         tokens=987_654_321 if requests > 7 else 1_234_567)
+    data = pdf_report.render(report)
+    for number, page in enumerate(pages(data), start=1):
+        assert overlapping(words(page)) == [], f"page {number}"
+        assert crowded(page) == [], f"page {number}"
+        if number == 1:
+            inside, cards = card_region(page)
+            assert len(cards) >= 5
+            assert {"Total", "Spent", "Active", "Users"} <= {b.text for b in inside}
+            for box in inside:  # every label and value stays inside its card's border
+                assert any(box.inside(card) for card in cards), (box.text, total)
