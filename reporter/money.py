@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 NANOS_PER_USD = 1_000_000_000
 MAX_DECIMALS = 9
@@ -84,3 +84,19 @@ def divide_round(numerator_nanos: int, denominator: int) -> int:
         return 0
     quotient = Decimal(numerator_nanos) / Decimal(denominator)
     return int(quotient.to_integral_value(rounding="ROUND_HALF_EVEN"))
+
+
+def headline_usd(nanos: int) -> str:
+    """An amount rounded for people (cards, subjects, the first line of an email): cents with
+    thousands separators from $1 up (``$12,357.46``), four significant digits below
+    (``$0.0001235``, ``$0.50``); a leading ``-`` when negative. Tables keep every decimal."""
+    sign = "-" if nanos < 0 else ""
+    amount = nanos_to_decimal(abs(nanos))
+    if amount and amount < 1:
+        places = min(MAX_DECIMALS, 3 - amount.adjusted())
+        rounded = amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+        if rounded < 1:
+            whole, _, frac = f"{rounded:f}".partition(".")
+            return f"{sign}${whole}.{frac.rstrip('0').ljust(2, '0')}"
+    cents = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return f"{sign}${cents:,.2f}"
