@@ -1,4 +1,5 @@
-"""The daily cost chart as a small PNG for email bodies (mail clients show no SVG)."""
+"""The daily cost chart as a PNG for email bodies (mail clients show no SVG), drawn at twice
+its size on screen so it stays sharp on high-density displays."""
 
 from __future__ import annotations
 
@@ -6,44 +7,57 @@ import io
 
 from PIL import Image, ImageDraw, ImageFont
 
-from reporter.render.templating import usd
+from reporter.render.svg_chart import day_label, labelled, tick_labels, ticks
 from reporter.report.model import Report
 
+#: the size the email shows it at (the <img> width and height), in CSS pixels
 WIDTH, HEIGHT = 600, 220
-LEFT, RIGHT, TOP, BOTTOM = 70, 12, 16, 30
-BAR = (37, 99, 235)
-GRID = (226, 232, 240)
+#: pixels drawn per CSS pixel
+SCALE = 2
+RIGHT, TOP, BOTTOM = 12, 12, 30
+FONT = 11
+BAR = (47, 98, 201)
+GRID = (217, 222, 231)
 TEXT = (71, 85, 105)
 
 
 def daily_cost_png(report: Report) -> bytes:
-    """Bars of cost per day (zero days drawn as zero), the top value and first/last dates."""
-    image = Image.new("RGB", (WIDTH, HEIGHT), "white")
+    """Bars of cost per day (days without usage drawn as zero) on round "$" ticks, with the
+    dates that fit written under them; ``SCALE`` times ``WIDTH`` x ``HEIGHT`` pixels."""
+    image = Image.new("RGB", (WIDTH * SCALE, HEIGHT * SCALE), "white")
     draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default(size=11)
+    font = ImageFont.load_default(size=FONT * SCALE)
     points = report.daily
-    peak = max((p.cost_nanos for p in points), default=0)
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    for fraction in (0.0, 0.5, 1.0):
-        y = TOP + plot_h - round(plot_h * fraction)
-        draw.line([(LEFT, y), (WIDTH - RIGHT, y)], fill=GRID)
-        label = usd(round(peak * fraction), 2)
-        draw.text((LEFT - 6, y), label, fill=TEXT, font=font, anchor="rm")
+    axis = ticks(max((p.cost_nanos for p in points), default=0))
+    labels = tick_labels(axis)
+    left = max(draw.textlength(text, font=font) for text in labels) / SCALE + 12
+    plot_w, plot_h = WIDTH - left - RIGHT, HEIGHT - TOP - BOTTOM
+    top = axis[-1]
+
+    def px(value: float) -> float:
+        return value * SCALE
+
+    for tick, text in zip(axis, labels, strict=True):
+        y = TOP + plot_h - plot_h * tick / top
+        draw.line([(px(left), px(y)), (px(WIDTH - RIGHT), px(y))], fill=GRID, width=SCALE)
+        draw.text((px(left - 6), px(y)), text, fill=TEXT, font=font, anchor="rm")
     if points:
         slot = plot_w / len(points)
-        gap = max(1.0, slot * 0.2) if slot > 3 else 0.0
+        gap = slot * 0.2 if slot > 3 else 0.0
         for index, point in enumerate(points):
-            height = round(plot_h * point.cost_nanos / peak) if peak else 0
-            x0 = LEFT + index * slot + gap / 2
-            x1 = max(x0 + 1, LEFT + (index + 1) * slot - gap / 2)
-            if height:
-                draw.rectangle([(x0, TOP + plot_h - height), (x1 - 1, TOP + plot_h)], fill=BAR)
-        baseline = TOP + plot_h + 14
-        draw.text((LEFT, baseline), points[0].date.isoformat(), fill=TEXT, font=font, anchor="lm")
-        if len(points) > 1:
-            draw.text((WIDTH - RIGHT, baseline), points[-1].date.isoformat(), fill=TEXT,
-                      font=font, anchor="rm")
+            height = plot_h * point.cost_nanos / top
+            x0 = left + index * slot + gap / 2
+            x1 = max(x0 + 1, left + (index + 1) * slot - gap / 2)
+            if point.cost_nanos:
+                draw.rectangle([(px(x0), px(TOP + plot_h - height)),
+                                (px(x1) - 1, px(TOP + plot_h))], fill=BAR)
+        for index in labelled(points, slot, FONT):
+            x = left + (index + 0.5) * slot
+            draw.text((px(x), px(TOP + plot_h + 14)), day_label(points[index].date, len(points)),
+                      fill=TEXT, font=font, anchor="mm")
+    draw.line([(px(left), px(TOP + plot_h)), (px(WIDTH - RIGHT), px(TOP + plot_h))],
+              fill=TEXT, width=SCALE)
     buffer = io.BytesIO()
-    image.convert("P", palette=Image.Palette.ADAPTIVE, colors=32).save(buffer, "PNG",
+    image.convert("P", palette=Image.Palette.ADAPTIVE, colors=64).save(buffer, "PNG",
                                                                       optimize=True)
     return buffer.getvalue()
