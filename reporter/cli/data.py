@@ -8,11 +8,11 @@ from pathlib import Path
 
 import click
 
-from reporter import render
+from reporter import money, render
 from reporter.cli.app import Context, Group, common, main, period_options
 from reporter.errors import ReporterError
 from reporter.jobs import runner
-from reporter.report import aggregate
+from reporter.report import aggregate, budget
 from reporter.store import demo, ingest, projectid
 from reporter.store import orgs as store
 
@@ -75,7 +75,8 @@ def generate_command(ctx: Context, org: str, period: str | None, first: date | N
     engine = ctx.engine
     resolved = aggregate.resolve_period(engine, org, period, ctx.now(), first=first, last=last,
                                         member=member)
-    report = aggregate.build(engine, org, resolved, member=member, now=ctx.now())
+    report = budget.attach(engine, aggregate.build(engine, org, resolved, member=member,
+                                                   now=ctx.now()))
     options = render.Options(Path(templates) if templates else None)
     for path in render.write(report, names, Path(out), options):
         click.echo(str(path))
@@ -90,14 +91,22 @@ def org_group() -> None:
 @click.argument("slug")
 @click.option("--name", help="Display name.")
 @click.option("--timezone", help="IANA timezone, e.g. Europe/Berlin.")
+@click.option("--monthly-budget", "budget", metavar="USD",
+              help="Monthly budget in USD, exact (5000.00); 'none' clears it.")
 @common
-def org_set(ctx: Context, slug: str, name: str | None, timezone: str | None) -> None:
-    """Create an organization or change its name or timezone.
+def org_set(ctx: Context, slug: str, name: str | None, timezone: str | None,
+            budget: str | None) -> None:
+    """Create an organization or change its name, timezone or monthly budget.
 
     A SLUG is lowercase letters a-z, digits, '-', '_' and '.', starting with a letter or a
     digit, at most 100 characters."""
-    info = store.set_org(ctx.engine, slug, name=name, timezone=timezone)
-    click.echo(f"{info.slug}: {info.name} ({info.timezone})")
+    info = store.set_org(ctx.engine, slug, name=name, timezone=timezone, monthly_budget=budget)
+    click.echo(f"{info.slug}: {info.name} ({info.timezone})"
+               + _budget_text(info.monthly_budget_nanos))
+
+
+def _budget_text(nanos: int | None) -> str:
+    return "" if nanos is None else f", monthly budget ${money.format_usd(nanos)}"
 
 
 @org_group.command("list")
@@ -118,12 +127,16 @@ def member_group() -> None:
 @click.argument("email")
 @click.option("--role", type=click.Choice(["owner", "admin", "member"]), help="Role.")
 @click.option("--name", help="Display name.")
+@click.option("--monthly-budget", "budget", metavar="USD",
+              help="The member's monthly budget in USD (500.00); 'none' clears it.")
 @common
-def member_set(ctx: Context, slug: str, email: str, role: str | None, name: str | None) -> None:
-    """Add a member to an organization or change their role or name (the name this
-    organization shows; other organizations keep their own)."""
-    info = store.set_member(ctx.engine, slug, email, role=role, name=name)
-    click.echo(f"{slug}: {info.email} ({info.role})")
+def member_set(ctx: Context, slug: str, email: str, role: str | None, name: str | None,
+               budget: str | None) -> None:
+    """Add a member to an organization or change their role, name (the name this
+    organization shows; other organizations keep their own) or monthly budget."""
+    info = store.set_member(ctx.engine, slug, email, role=role, name=name,
+                            monthly_budget=budget)
+    click.echo(f"{slug}: {info.email} ({info.role})" + _budget_text(info.monthly_budget_nanos))
 
 
 @member_group.command("remove")

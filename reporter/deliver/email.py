@@ -62,6 +62,7 @@ def body_context(report: Report, job: str, sent: list[Attachment],
     return {
         **context(report, job),
         "title": report.title,
+        "budget": report.budget,
         "heading": "Your AI usage" if personal else "Team AI usage",
         "summary": report.summary,
         "places": report.cost_places,

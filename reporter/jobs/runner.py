@@ -22,7 +22,7 @@ from reporter.jobs.config import Config
 from reporter.jobs.settings import JobSettings
 from reporter.jobs.units import HELD, SKIPPED, Executor, Outcome, Unit
 from reporter.periods import Period
-from reporter.report import aggregate
+from reporter.report import aggregate, budget
 from reporter.report.model import Report, ReportKey
 from reporter.store import orgs as store
 
@@ -138,8 +138,9 @@ def _deliver(engine: Engine, config: Config, job: JobSettings, unit: Unit, now: 
     if unit.member is not None and not people:
         return "empty", f"{unit.member} is no longer a member; nothing sent"
     clock = time.monotonic()
-    report = aggregate.build(engine, unit.organization, _period(engine, unit),
-                             member=unit.member, now=now)
+    report = budget.attach(engine, aggregate.build(engine, unit.organization,
+                                                   _period(engine, unit), member=unit.member,
+                                                   now=now))
     timings["build"] = time.monotonic() - clock
     if job.skip_empty and report.is_empty:
         return "empty", "no usage in the period; nothing sent"

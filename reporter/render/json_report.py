@@ -21,6 +21,17 @@ def _metrics(m: Metrics) -> dict[str, Any]:
     }
 
 
+def _budget(report: Report) -> dict[str, Any] | None:
+    """The month's budget block (null without a budget or across months)."""
+    budget = report.budget
+    if budget is None:
+        return None
+    return {"month": budget.month_text, "monthly_usd": format_usd(budget.monthly_nanos),
+            "spent_usd": format_usd(budget.spent_nanos), "percent": f"{budget.percent:.1f}",
+            "forecast_usd": format_usd(budget.forecast_nanos),
+            "days_elapsed": budget.days_elapsed, "days_in_month": budget.days_in_month}
+
+
 def to_dict(report: Report) -> dict[str, Any]:
     """The report as the JSON-ready structure of the product contract."""
     period = report.period
@@ -34,6 +45,7 @@ def to_dict(report: Report) -> dict[str, Any]:
                    "first_date": period.first.isoformat(), "last_date": period.last.isoformat(),
                    "days": period.days, "label": period.label},
         "member": report.member,
+        "budget": _budget(report),
         "generated_at": report.generated_at.isoformat(),
         "summary": {
             "total_cost_usd": format_usd(summary.cost_nanos),

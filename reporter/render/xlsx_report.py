@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from datetime import UTC
+from datetime import UTC, date
 from io import BytesIO
 from typing import Any
 
@@ -55,6 +55,24 @@ def _totals(rows: Iterable[Metrics], before: int, after: int = 0) -> list[Any]:
     return [None] * before + list(_metrics(total)) + [None] * after
 
 
+def _budget_rows(report: Report) -> list[tuple[str, Any, str]]:
+    """The month's budget block (nothing without a budget)."""
+    budget = report.budget
+    if budget is None:
+        return []
+    through = f"{budget.month:%B} 1 to {_day(report.period.last)}"
+    return [("", None, "text"), ("Monthly budget (USD)", budget.monthly_nanos, "usd"),
+            (f"Spent {through} (USD)", budget.spent_nanos, "usd"),
+            ("Budget used", f"{budget.percent}%", "text"),
+            ("Month-end forecast (USD)", budget.forecast_nanos, "usd"),
+            ("Budget", budget.text, "text")]
+
+
+def _day(day: date) -> str:
+    """``November 21``."""
+    return f"{day:%B} {day.day}"
+
+
 def _summary_sheet(wb: Workbook, report: Report) -> None:
     summary, period = report.summary, report.period
     left: list[tuple[str, Any, str]] = [("Organization", report.organization.name, "text")]
@@ -65,6 +83,7 @@ def _summary_sheet(wb: Workbook, report: Report) -> None:
         ("First date", period.first, "date"),
         ("Last date", period.last, "date"),
         ("Timezone", period.timezone, "text"),
+        *_budget_rows(report),
         ("", None, "text"),
         ("Total spent (USD)", summary.cost_nanos, "usd"),
         ("Total requests", summary.requests, "count"),

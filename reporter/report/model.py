@@ -127,6 +127,33 @@ class DailyPoint:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """A month's budget beside a report in that month: the budget, the spend from the
+    month's first day through the report's last day (``days_elapsed`` days), the percent
+    used (1 decimal) and the month-end forecast at that pace. Money in nano-dollars."""
+
+    month: date  # the month's first day
+    monthly_nanos: int
+    spent_nanos: int
+    percent: Decimal
+    forecast_nanos: int
+    days_elapsed: int
+    days_in_month: int
+    #: the block as one sentence for people (renderers show it as it is)
+    text: str = ""
+
+    @property
+    def month_text(self) -> str:
+        """``2026-11``."""
+        return self.month.strftime("%Y-%m")
+
+    @property
+    def over(self) -> bool:
+        """The forecast ends the month above the budget."""
+        return self.forecast_nanos > self.monthly_nanos
+
+
+@dataclass(frozen=True)
 class OrgRef:
     """The organization a report is about: slug, display name and timezone."""
 
@@ -160,6 +187,8 @@ class Report:
     by_member: list[MemberRow]
     by_model: list[ModelRow]
     daily: list[DailyPoint]
+    #: the month's budget when one is set and the period lies in one month
+    budget: Budget | None = None
 
     @property
     def key(self) -> ReportKey:

@@ -10,12 +10,13 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from reporter import addresses, periods
+from reporter import addresses, money, periods
 from reporter.errors import ReporterError, StoreError
 from reporter.store.schema import NAME_LENGTH, ROLES, Membership, Organization, UsageEvent, User
 
@@ -28,6 +29,8 @@ SLUG_RULE = (f"lowercase letters a-z, digits, '-', '_' and '.', starting with a 
 _SLUG = re.compile(rf"[a-z0-9][a-z0-9._-]{{0,{SLUG_MAX - 1}}}", re.ASCII)
 #: characters no stored text may hold: NUL (PostgreSQL refuses it) and lone surrogates
 _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+#: a budget as people write it: plain ASCII digits and at most one point
+_AMOUNT = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class OrgInfo:
     slug: str
     name: str
     timezone: str
+    monthly_budget_nanos: int | None = None  # None: no budget
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,35 @@ class MemberInfo:
     name: str | None
     role: str
     active: bool
+    monthly_budget_nanos: int | None = None  # None: no budget
+
+
+#: the largest monthly budget, in USD (far inside a 64-bit integer of nano-dollars)
+MAX_BUDGET_USD = 1_000_000_000
+#: what ``--monthly-budget`` takes to clear a budget
+NO_BUDGET = "none"
+
+
+def parse_budget(text: str, what: str = "monthly budget") -> int | None:
+    """A monthly budget in nano-dollars from ``5000``, ``5000.00`` or ``1234.5``: exact,
+    at most 9 decimal places, more than 0; ``none`` clears it (None). ReporterError says
+    what is wrong."""
+    raw = text.strip()
+    if raw.lower() == NO_BUDGET:
+        return None
+    if _AMOUNT.fullmatch(raw) is None:
+        raise ReporterError(f"{what} {text!r} is not an amount in USD (like 5000.00) or "
+                            f"'{NO_BUDGET}'")
+    amount = Decimal(raw)
+    if amount <= 0:
+        raise ReporterError(f"{what} {text!r} must be more than 0 ('{NO_BUDGET}' clears it)")
+    if amount > MAX_BUDGET_USD:
+        raise ReporterError(f"{what} {text!r} is more than {MAX_BUDGET_USD:,} USD")
+    nanos = amount.scaleb(money.MAX_DECIMALS)
+    if nanos != nanos.to_integral_value():
+        raise ReporterError(f"{what} {text!r} has more than {money.MAX_DECIMALS} decimal "
+                            f"places")
+    return int(nanos)
 
 
 def is_slug(text: str) -> bool:
@@ -133,10 +166,11 @@ def ensure_membership(conn: Connection, org_id: int, user_id: int, role: str = "
 
 
 def _info(row: Any) -> OrgInfo:
-    return OrgInfo(row.id, row.slug, row.name, row.timezone)
+    return OrgInfo(row.id, row.slug, row.name, row.timezone, row.monthly_budget_nanos)
 
 
-_ORG_COLUMNS = (Organization.id, Organization.slug, Organization.name, Organization.timezone)
+_ORG_COLUMNS = (Organization.id, Organization.slug, Organization.name, Organization.timezone,
+                Organization.monthly_budget_nanos)
 
 
 def get_org(engine: Engine, slug: str) -> OrgInfo:
@@ -155,46 +189,58 @@ def list_orgs(engine: Engine) -> list[OrgInfo]:
 
 
 def set_org(engine: Engine, slug: str, *, name: str | None = None,
-            timezone: str | None = None) -> OrgInfo:
-    """Create or change an organization; a new one defaults to its slug as name and UTC."""
+            timezone: str | None = None, monthly_budget: str | None = None) -> OrgInfo:
+    """Create or change an organization; a new one defaults to its slug as name and UTC.
+    ``monthly_budget`` is the text of an amount (``5000.00``) or ``none`` to clear it."""
     slug = check_slug(slug)
     if timezone is not None:
         periods.zone(timezone)
     if name is not None:
         check_name(name)
+    changes: dict[str, Any] = {}
+    if monthly_budget is not None:
+        changes["monthly_budget_nanos"] = parse_budget(monthly_budget)
     with engine.begin() as conn:
         org_id, created = ensure_org(conn, slug, name, timezone or "UTC")
-        changes = {k: v for k, v in (("name", name), ("timezone", timezone)) if v is not None}
-        if changes and not created:
+        changes.update({k: v for k, v in (("name", name), ("timezone", timezone))
+                        if v is not None and not created})
+        if changes:
             conn.execute(update(Organization).where(Organization.id == org_id).values(changes))
         return _info(conn.execute(select(*_ORG_COLUMNS).where(Organization.id == org_id)).one())
 
 
 def set_member(engine: Engine, slug: str, email: str, *, role: str | None = None,
-               name: str | None = None) -> MemberInfo:
+               name: str | None = None, monthly_budget: str | None = None) -> MemberInfo:
     """Create or change a member of an organization (creating either as needed); the name is
-    this organization's name for them, other organizations keep theirs."""
+    this organization's name for them, other organizations keep theirs. ``monthly_budget``
+    is the text of an amount (``500``) or ``none`` to clear it."""
     if role is not None and role not in ROLES:
         raise ReporterError(f"unknown role {role!r} (one of: {', '.join(ROLES)})")
     email = addresses.normalize(email)
     slug = check_slug(slug)
     if name is not None:
         check_name(name)
+    budget: dict[str, Any] = {}
+    if monthly_budget is not None:
+        budget["monthly_budget_nanos"] = parse_budget(monthly_budget)
     with engine.begin() as conn:
         org_id, _ = ensure_org(conn, slug)
         user_id = ensure_user(conn, email)
+        changes: dict[str, Any] = dict(budget)
         if not ensure_membership(conn, org_id, user_id, role or "member", name):
-            changes: dict[str, Any] = {"removed_at": None}
+            changes["removed_at"] = None
             if role is not None:
                 changes["role"] = role
             if name is not None:
                 changes["name"] = name
+        if changes:
             conn.execute(update(Membership).where(
                 Membership.organization_id == org_id, Membership.user_id == user_id)
                 .values(changes))
-        row = conn.execute(select(Membership.role, Membership.name).where(
+        row = conn.execute(select(Membership.role, Membership.name,
+                                  Membership.monthly_budget_nanos).where(
             Membership.organization_id == org_id, Membership.user_id == user_id)).one()
-    return MemberInfo(user_id, email, row.name, row.role, True)
+    return MemberInfo(user_id, email, row.name, row.role, True, row.monthly_budget_nanos)
 
 
 def remove_member(engine: Engine, slug: str, email: str, now: datetime | None = None) -> None:
@@ -215,15 +261,15 @@ def remove_member(engine: Engine, slug: str, email: str, now: datetime | None = 
 def members(engine: Engine, org_id: int, *, include_removed: bool = False) -> list[MemberInfo]:
     """The members of an organization by email (present ones, or all)."""
     query = (select(User.id, User.email, Membership.name, Membership.role,
-                    Membership.removed_at)
+                    Membership.removed_at, Membership.monthly_budget_nanos)
              .join(Membership, Membership.user_id == User.id)
              .where(Membership.organization_id == org_id).order_by(User.email))
     out = []
     with engine.connect() as conn:
-        for user_id, email, name, role, removed_at in conn.execute(query):
+        for user_id, email, name, role, removed_at, budget in conn.execute(query):
             active = removed_at is None
             if active or include_removed:
-                out.append(MemberInfo(user_id, email, name, role, active))
+                out.append(MemberInfo(user_id, email, name, role, active, budget))
     return out
 
 

@@ -61,6 +61,8 @@ class Organization(Base):
     slug: Mapped[str] = mapped_column(String(SLUG_LENGTH), unique=True)
     name: Mapped[str] = mapped_column(String(NAME_LENGTH))
     timezone: Mapped[str] = mapped_column(String(TIMEZONE_LENGTH), default="UTC")
+    #: the monthly budget in nano-dollars (exact); None: no budget
+    monthly_budget_nanos: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class User(Base):
@@ -85,6 +87,8 @@ class Membership(Base):
     role: Mapped[str] = mapped_column(String(16), default="member")
     removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     name: Mapped[str | None] = mapped_column(String(NAME_LENGTH), nullable=True)
+    #: this member's monthly budget in nano-dollars (exact); None: no budget
+    monthly_budget_nanos: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class UsageEvent(Base):

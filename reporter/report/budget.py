@@ -1,0 +1,124 @@
+"""Monthly budgets: the month's spend to date, percent used and month-end forecast."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from sqlalchemy import Engine, func, select
+
+from reporter import money
+from reporter.periods import Period
+from reporter.report.model import Budget, Report
+from reporter.store import orgs as store
+from reporter.store.schema import UsageEvent
+
+E = UsageEvent
+
+
+def month_of(day: date) -> tuple[date, date]:
+    """The first and last day of ``day``'s calendar month."""
+    first = day.replace(day=1)
+    following = (first + timedelta(days=32)).replace(day=1)
+    return first, following - timedelta(days=1)
+
+
+def in_one_month(period: Period) -> bool:
+    """Whether the period's days all lie in one calendar month."""
+    return (period.first.year, period.first.month) == (period.last.year, period.last.month)
+
+
+def spent(engine: Engine, org: store.OrgInfo, first: date, last: date, *,
+          user_id: int | None = None, project: str | None = None,
+          by_project: bool = False) -> int:
+    """The organization's spend (nano-dollars) over the local days ``first..last``: one
+    member's, one project's (``by_project``; None: no project), or all of it."""
+    span = Period("custom", first, last, org.timezone)
+    query = select(func.coalesce(func.sum(E.cost_nanos), 0)).where(
+        E.organization_id == org.id,
+        E.ts_us >= int(span.start.timestamp()) * 1_000_000,
+        E.ts_us < int(span.end.timestamp()) * 1_000_000)
+    if user_id is not None:
+        query = query.where(E.user_id == user_id)
+    if by_project:
+        query = query.where(E.project == project if project else
+                            (E.project.is_(None)) | (E.project == ""))
+    with engine.connect() as conn:
+        return int(conn.scalar(query) or 0)
+
+
+def block(monthly_nanos: int, spent_nanos: int, last: date, whose: str = "the") -> Budget:
+    """The budget block for a month's spend ``spent_nanos`` through the local day ``last``:
+    percent = spent ÷ budget × 100 (1 decimal, half-even); forecast = spent ÷ D × days in
+    the month (to the nano-dollar, half-even), D being the days from the 1st through
+    ``last``."""
+    first, month_last = month_of(last)
+    elapsed = (last - first).days + 1
+    days = month_last.day
+    percent = (Decimal(spent_nanos) * 100 / Decimal(monthly_nanos)).quantize(
+        Decimal("0.1"), rounding=ROUND_HALF_EVEN)
+    forecast = money.divide_round(spent_nanos * days, elapsed)
+    made = Budget(first, monthly_nanos, spent_nanos, percent, forecast, elapsed, days)
+    return replace(made, text=sentence(made, whose))
+
+
+def for_report(engine: Engine, report: Report) -> Budget | None:
+    """The budget block of a report: the organization's (a personal report: the member's)
+    when one is set and the report's period lies within one calendar month, else None."""
+    period = report.period
+    if not in_one_month(period):
+        return None
+    org = store.get_org(engine, report.organization.slug)
+    user_id, whose = None, "the"
+    monthly = org.monthly_budget_nanos
+    if report.member is not None:
+        member = store.get_member(engine, org, report.member)
+        user_id, monthly, whose = member.user_id, member.monthly_budget_nanos, "your"
+    if monthly is None:
+        return None
+    first, _ = month_of(period.last)
+    return block(monthly, spent(engine, org, first, period.last, user_id=user_id),
+                 period.last, whose)
+
+
+def attach(engine: Engine, report: Report) -> Report:
+    """The report with its budget block set (unchanged when it has none)."""
+    report.budget = for_report(engine, report)
+    return report
+
+
+def near(nanos: int) -> str:
+    """A forecast as people say it: two significant figures from $100 up (``$5,800``,
+    ``$12,000``), whole dollars from $10, cents below."""
+    amount = money.nanos_to_decimal(nanos)
+    if amount >= 100:
+        step = Decimal(10) ** (amount.adjusted() - 1)
+        rounded = (amount / step).quantize(Decimal(1), rounding=ROUND_HALF_EVEN) * step
+        return f"${int(rounded):,}"
+    if amount >= 10:
+        return f"${int(amount.quantize(Decimal(1), rounding=ROUND_HALF_EVEN)):,}"
+    return f"${amount.quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN)}"
+
+
+def usd(nanos: int) -> str:
+    """``$5,000.00``: an amount to the cent with thousands separators."""
+    cents = money.nanos_to_decimal(nanos).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
+    return f"${cents:,.2f}"
+
+
+def sentence(budget: Budget, whose: str = "the") -> str:
+    """The block as one plain sentence: spend, budget, percent and where the month heads;
+    a forecast over budget is said plainly."""
+    name = budget.month.strftime("%B")
+    text = (f"{usd(budget.spent_nanos)} of {whose} {usd(budget.monthly_nanos)} {name} budget "
+            f"spent ({budget.percent}%)")
+    left = budget.days_in_month - budget.days_elapsed
+    if left == 0:
+        over = budget.spent_nanos - budget.monthly_nanos
+        return text + (f", {usd(over)} over budget." if over > 0 else ".")
+    text += f" with {left} day{'s' if left != 1 else ''} to go"
+    pace = f"; at this pace the month ends near {near(budget.forecast_nanos)}"
+    if budget.over:
+        return text + pace + f", over the {usd(budget.monthly_nanos)} budget."
+    return text + pace + ", within budget."
