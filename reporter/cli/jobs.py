@@ -11,7 +11,7 @@ from reporter.cli import wording
 from reporter.cli.app import Context, _date, common, main, period_options
 from reporter.errors import ReporterError
 from reporter.jobs import config as config_module
-from reporter.jobs import ledger, plan, runner
+from reporter.jobs import ledger, plan, runner, syncing
 from reporter.jobs.units import Outcome, Unit
 from reporter.service import executors
 from reporter.service.scheduler import next_runs
@@ -67,6 +67,8 @@ def run_command(ctx: Context, job: str, orgs: tuple[str, ...], period: str | Non
                 first: date | None, last: date | None, force: bool, dry_run: bool) -> None:
     """Run a configured JOB now: its organizations, audiences, formats and deliveries."""
     config, now = ctx.config, ctx.now()
+    if config.job(job).sync and not dry_run:
+        syncing.sync_first(ctx.engine, config, now=now, why=f"job {job}")
     units = plan.plan(ctx.engine, config, job, as_of=now, orgs=list(orgs) or None,
                         period=period, first=first, last=last, trigger="cli")
     _run_and_print(ctx, units, now=now, force=force, dry_run=dry_run)
@@ -87,6 +89,8 @@ def backfill_command(ctx: Context, job: str, first: date, last: date, orgs: tupl
                      force: bool, dry_run: bool) -> None:
     """Run JOB for every complete period of its kind between --from and --to."""
     config = ctx.config
+    if config.job(job).sync and not dry_run:
+        syncing.sync_first(ctx.engine, config, now=ctx.now(), why=f"job {job}")
     units = plan.backfill(ctx.engine, config, job, first=first, last=last,
                             orgs=list(orgs) or None)
     _run_and_print(ctx, units, now=ctx.now(), force=force, dry_run=dry_run)

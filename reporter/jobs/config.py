@@ -124,7 +124,7 @@ class _Builder:
             timezone=v["timezone"],
             organizations=None if v["organizations"] == "all" else v["organizations"],
             audience=audience, addresses=addresses, skip_empty=v["skip_empty"], store=store,
-            email=email, enabled=v["enabled"], line=line)
+            email=email, enabled=v["enabled"], sync=v["sync"], line=line)
 
     def deliver(self, node: yaml.Node | None, outer: ChainMap[str, Any], where: str) -> Any:
         read = self.r.section(node, keys.DELIVER, where, outer, {
@@ -177,6 +177,11 @@ def parse(text: str, path: Path, env: Mapping[str, str] | None = None) -> Config
     reader.raise_errors()
     assert read is not None  # a file that is not a mapping is an error above
     v = read.own
+    lonely = [f"{path.name}:{job.line}: job {show(job.name)}: 'sync: true' but no sources "
+              f"are configured (add a 'sources' section)"
+              for job in v["jobs"].values() if job.sync and not v["sources"]]
+    if lonely:
+        raise ConfigErrors(lonely)
     smtp: SmtpSettings | None = v["smtp"]
     return Config(path=path, output=v["output"], jobs=v["jobs"], database=v["database"],
                   smtp=smtp, templates=v["templates"], executor=v["executor"],

@@ -168,6 +168,8 @@ JOB = Section("job", "Each entry of `jobs`: its name is its id in the run ledger
         minimum=1, choices=tuple(FORMATS)),
     Key("skip_empty", "boolean", "send nothing for a period with no usage", default=False),
     Key("enabled", "boolean", "`false`: the scheduler leaves the job alone", default=True),
+    Key("sync", "boolean", "`true`: copy new usage from every configured source first "
+        "(`reporter sync`), so the report holds the latest requests", default=False),
     Key("deliver", "section", "where the reports go (see `job.deliver`)", section=DELIVER,
         default=EVERY_DEFAULT),
 ))

@@ -42,6 +42,7 @@ class JobSettings:
     store: bool
     email: EmailSettings | None
     enabled: bool
+    sync: bool  # sync every configured source before the job runs
     line: int  # where the job's name stands in the file
 
 

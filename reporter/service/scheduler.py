@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from reporter.errors import ReporterError
 from reporter.jobs import config as config_module
-from reporter.jobs import plan, runner
+from reporter.jobs import plan, runner, syncing
 from reporter.jobs.units import HELD, SKIPPED, Executor, Outcome, Unit
 from reporter.service import executors, triggers
 from reporter.service.lease import Lease, as_utc, utcnow
@@ -163,11 +163,13 @@ class Service:
         started = time.monotonic()
         retry = min(self.config.scheduler.unit_timeout_seconds, 600)
         try:
+            syncing.sync_first(self.engine, self.config, now=self.clock(),
+                               why=f"job {spec.job}")
             units = plan.plan(self.engine, self.config, spec.job, as_of=due.scheduled_for,
                               orgs=list(spec.orgs) if spec.orgs is not None else None,
                               trigger="schedule", scheduled_for=due.scheduled_for)
         except ReporterError as exc:
-            log.error("job %s (%s): cannot plan the run scheduled for %s: %s; trying again "
+            log.error("job %s (%s): cannot start the run scheduled for %s: %s; trying again "
                       "in %d s", spec.job, spec.timezone, due.scheduled_for.isoformat(), exc,
                       retry)
             triggers.record_end(self.engine, spec.id, due.scheduled_for, finished=False,
