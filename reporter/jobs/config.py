@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections import ChainMap
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import yaml
 
 from reporter.deliver.smtp import SmtpSettings, is_loopback
 from reporter.errors import ConfigError
-from reporter.jobs import keys
+from reporter.jobs import alertkeys, keys
 from reporter.jobs.kinds import BAD, cron_trigger, show
 from reporter.jobs.reader import ConfigErrors, Reader
 from reporter.jobs.settings import (
@@ -45,6 +46,8 @@ class _Builder:
 
     def __init__(self, reader: Reader) -> None:
         self.r = reader
+        #: each job's alert kind, condition and webhook, added to its settings once read
+        self.extra: dict[str, dict[str, Any]] = {}
 
     def error(self, node: yaml.Node, where: str, message: str) -> None:
         self.r.error(node, where, message)
@@ -104,7 +107,7 @@ class _Builder:
         for name, job_node in found.items():
             job = self.job(name, job_node, lines[name], outer)
             if job is not None:
-                out[name] = job
+                out[name] = replace(job, **self.extra.pop(name, {}))
         return out
 
     def job(self, name: str, node: yaml.Node, line: int,
@@ -116,6 +119,10 @@ class _Builder:
         if read is None or len(self.r.errors) > before:
             return None
         v = read.own
+        extra = alertkeys.job_fields(self.r, v, read.nodes, node, where)
+        if extra is BAD:
+            return None
+        self.extra[name] = extra
         audience, addresses = ((v["audience"], ()) if isinstance(v["audience"], str)
                                else ("list", v["audience"]))
         store, email = v["deliver"]
@@ -128,12 +135,15 @@ class _Builder:
 
     def deliver(self, node: yaml.Node | None, outer: ChainMap[str, Any], where: str) -> Any:
         read = self.r.section(node, keys.DELIVER, where, outer, {
-            "email": lambda child, values: self.email(child, values, where)}, "deliver")
+            "email": lambda child, values: self.email(child, values, where),
+            "webhook": lambda child, values: alertkeys.webhook(self.r, child, values, where)},
+            "deliver")
         if read is None:
             return BAD
         store, email = read.own["store"], read.own["email"]
-        if node is not None and store is False and email is None:
-            self.error(node, where, "delivers nothing: set 'store: true' or 'email'")
+        outer.maps[1]["webhook"] = read.own["webhook"]
+        if node is not None and store is False and email is None and not read.own["webhook"]:
+            self.error(node, where, "delivers nothing: set 'store: true', 'email' or 'webhook'")
         return store, email
 
     def email(self, node: yaml.Node | None, outer: ChainMap[str, Any], where: str) -> Any:
@@ -173,7 +183,8 @@ def parse(text: str, path: Path, env: Mapping[str, str] | None = None) -> Config
     build = _Builder(reader)
     read = reader.section(root, keys.TOP, "", ChainMap(), {
         "smtp": build.smtp, "executor": build.executor, "scheduler": build.scheduler,
-        "sources": build.sources, "jobs": build.jobs}, "the file")
+        "sources": build.sources, "jobs": build.jobs,
+        "budgets": lambda node, outer: alertkeys.budgets(reader, node)}, "the file")
     reader.raise_errors()
     assert read is not None  # a file that is not a mapping is an error above
     v = read.own
@@ -187,7 +198,7 @@ def parse(text: str, path: Path, env: Mapping[str, str] | None = None) -> Config
                   smtp=smtp, templates=v["templates"], executor=v["executor"],
                   scheduler=v["scheduler"],
                   email_from=smtp.sender if smtp else DEFAULT_SENDER,
-                  sources=v["sources"] or {})
+                  sources=v["sources"] or {}, budgets=v["budgets"] or {})
 
 
 def load(path: Path | str, env: Mapping[str, str] | None = None) -> Config:

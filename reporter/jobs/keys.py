@@ -21,7 +21,7 @@ from reporter.render import FORMATS
 
 Kind = Literal["string", "integer", "number", "boolean", "choice", "path", "folder", "file",
                "template", "cron", "timezone", "formats", "organizations", "audience",
-               "env_var", "section", "jobs", "email"]
+               "env_var", "section", "jobs", "email", "percents", "usd"]
 
 AUDIENCES = ("admins", "members")
 SECURITY = ("starttls", "ssl", "none")
@@ -98,6 +98,8 @@ def describe(key: Key, markdown: bool = False) -> str:
         "cron": "a cron expression (minute hour day month weekday)",
         "timezone": "an IANA timezone name", "env_var": "an environment variable's name",
         "section": "a mapping", "jobs": "a mapping of job names to jobs",
+        "usd": "an amount in USD (like `10` or `2.50`)",
+        "percents": "a list of percents (1 to 1000)",
         "email": f"{_md('true', markdown)}, {_md('false', markdown)} or a mapping",
         "organizations": f"{_md('all', markdown)} or a list of organization slugs",
         "audience": f"{_md('admins', markdown)}, {_md('members', markdown)} or a list of "
@@ -146,10 +148,24 @@ EMAIL = Section("job.deliver.email", "`true` (or empty) sends the job's formats 
         maximum=1024**3),
 ))
 
+WEBHOOK = Section("job.deliver.webhook", "An incoming webhook of Slack, Mattermost or Microsoft "
+                  "Teams: a JSON `text` summary plus `blocks`, posted once per report or alert.", (
+    Key("url_env", "env_var", "the environment variable holding the webhook's URL (the URL is "
+        "a secret and never stands in the file)", required=True),
+    Key("timeout_seconds", "number", "for each request", default=10.0, minimum=0.1,
+        maximum=600),
+    Key("retries", "integer", "retries of a transient failure (timeout, dropped connection, "
+        "429, 5xx)", default=4, minimum=0, maximum=10),
+    Key("retry_backoff_seconds", "number", "the wait before the first retry, doubled after "
+        "each (a 429's `Retry-After` wins)", default=1.0, minimum=0, maximum=600),
+))
+
 DELIVER = Section("job.deliver", "Where a job's reports go.", (
     Key("store", "boolean", "keep the files under `<output>/<job>/<org>/<first>_<last>/` "
         "with a `manifest.json`", default=True),
     Key("email", "email", "send the report by email (see `job.deliver.email`)", section=EMAIL),
+    Key("webhook", "section", "post the report's summary (an alert's message) to a chat "
+        "webhook (see `job.deliver.webhook`)", section=WEBHOOK),
 ))
 
 JOB = Section("job", "Each entry of `jobs`: its name is its id in the run ledger and the "
@@ -158,7 +174,10 @@ JOB = Section("job", "Each entry of `jobs`: its name is its id in the run ledger
         "demand"),
     Key("timezone", "timezone", "the schedule's timezone; default: each organization's own "
         "timezone"),
-    Key("period", "choice", "the period each run reports", required=True,
+    Key("kind", "choice", "`report`: reports of a period; `alert`: a message when a budget "
+        "threshold is reached or a day's spend jumps (see `when`)", default="report",
+        choices=("report", "alert")),
+    Key("period", "choice", "the period each run reports; required for `kind: report`",
         choices=periods.NAMES),
     Key("organizations", "organizations", "which organizations", default="all"),
     Key("audience", "audience", "`admins`: the team report to owners and admins; `members`: "
@@ -168,6 +187,19 @@ JOB = Section("job", "Each entry of `jobs`: its name is its id in the run ledger
         minimum=1, choices=tuple(FORMATS)),
     Key("skip_empty", "boolean", "send nothing for a period with no usage", default=False),
     Key("enabled", "boolean", "`false`: the scheduler leaves the job alone", default=True),
+    Key("when", "choice", "alerts: `budget` (thresholds of a monthly budget) or `spike` (a "
+        "day's spend far above the days before); required for `kind: alert`",
+        choices=("budget", "spike")),
+    Key("thresholds", "percents", "`when: budget`: each percent of the budget that alerts once "
+        "a month", minimum=1,
+        default=Computed("`[50, 80, 100]`", lambda values, env: (50, 80, 100))),
+    Key("on", "choice", "`when: budget`: `actual` spend so far, or the month-end `forecast`",
+        default="actual", choices=("actual", "forecast")),
+    Key("factor", "number", "`when: spike`: the last complete day's spend is at least this "
+        "many times the median of the 14 days before it", default=3.0, minimum=1,
+        maximum=1000),
+    Key("min_usd", "usd", "`when: spike`: and at least this much, so a tiny day never "
+        "alerts", default=Computed("`10`", lambda values, env: 10 * 10**9)),
     Key("sync", "boolean", "`true`: copy new usage from every configured source first "
         "(`reporter sync`), so the report holds the latest requests", default=False),
     Key("deliver", "section", "where the reports go (see `job.deliver`)", section=DELIVER,
@@ -233,10 +265,13 @@ TOP = Section("", "The file itself.", (
         default=EVERY_DEFAULT),
     Key("sources", "section", "where usage already lives, copied in by `reporter sync`: "
         "sources by name (see the README, \"Reading from LiteLLM or Kilo Code\")"),
+    Key("budgets", "section", "monthly budgets of projects, by organization: `{ORG: "
+        "{projects: {NAME: AMOUNT}}}` (organizations and members: `reporter org set` / "
+        "`member set --monthly-budget`)"),
     Key("jobs", "jobs", "the jobs by name (see `job`)", required=True, section=JOB),
 ))
 
-SECTIONS = (TOP, SMTP, EXECUTOR, SCHEDULER, JOB, DELIVER, EMAIL)
+SECTIONS = (TOP, SMTP, EXECUTOR, SCHEDULER, JOB, DELIVER, EMAIL, WEBHOOK)
 
 BEGIN = "<!-- key reference: generated from reporter/jobs/keys.py; do not edit by hand -->"
 END = "<!-- end of the generated key reference -->"

@@ -18,7 +18,7 @@ from jinja2 import TemplateError, TemplateSyntaxError
 
 from reporter import addresses, periods
 from reporter.deliver.subject import render_subject, sample_context
-from reporter.errors import ConfigError
+from reporter.errors import ConfigError, ReporterError
 from reporter.jobs.keys import Key
 
 STANDARD = "tag:yaml.org,2002:"
@@ -167,8 +167,24 @@ def _env_var(r: Checking, node: yaml.Node, key: Key, where: str, value: Any) -> 
     return value if ok else WRONG
 
 
+def _usd(r: Checking, node: yaml.Node, key: Key, where: str, value: Any) -> Any:
+    """An amount in USD (nano-dollars), read exactly from the file's text, not a float."""
+    from reporter.store.orgs import parse_budget
+
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return WRONG
+    text = str(node.value if isinstance(node, yaml.ScalarNode) else value).strip()
+    if text.strip("0.") == "" and text.count(".") <= 1 and text:
+        return 0
+    try:
+        return parse_budget(text, repr(key.name))
+    except ReporterError as exc:
+        r.error(node, where, str(exc))
+        return BAD
+
+
 SCALARS: dict[str, Scalar] = {
-    "string": _text, "integer": _integer, "number": _number, "boolean": _boolean,
+    "string": _text, "usd": _usd, "integer": _integer, "number": _number, "boolean": _boolean,
     "choice": _choice, "path": _path, "folder": _path, "file": _path,
     "template": _template, "cron": _cron, "timezone": _timezone, "env_var": _env_var,
 }
@@ -216,5 +232,25 @@ def _audience(r: Checking, node: yaml.Node, key: Key, where: str) -> Any:
     return tuple(found)
 
 
+def _percents(r: Checking, node: yaml.Node, key: Key, where: str) -> Any:
+    if not isinstance(node, yaml.SequenceNode) or not node.value:
+        r.error(node, where, f"{key.name!r} must be {describe_list}")
+        return BAD
+    out: list[int] = []
+    for item in node.value:
+        value = r.value(item, where, key.name)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+            if value is not BAD:
+                r.error(item, where, f"{key.name!r} items must be whole percents from 1 to "
+                                     f"1000, not {show(value)}")
+            continue
+        if value not in out:
+            out.append(value)
+    return tuple(sorted(out))
+
+
+describe_list = "a non-empty list of whole percents, like [50, 80, 100]"
+
 LISTS: dict[str, Callable[[Checking, yaml.Node, Key, str], Any]] = {
-    "formats": _formats, "organizations": _organizations, "audience": _audience}
+    "percents": _percents, "formats": _formats, "organizations": _organizations,
+    "audience": _audience}

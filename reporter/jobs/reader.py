@@ -198,7 +198,7 @@ class Reader:
 
     def read(self, node: yaml.Node, key: Key, where: str) -> Any:
         """The value of one key from its node, checked against the table; BAD if wrong."""
-        if key.kind in ("formats", "organizations", "audience"):
+        if key.kind in ("formats", "organizations", "audience", "percents"):
             return LISTS[key.kind](self, node, key, where)
         value = self.value(node, where, key.name)
         if value is BAD:

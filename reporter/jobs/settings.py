@@ -44,6 +44,32 @@ class JobSettings:
     enabled: bool
     sync: bool  # sync every configured source before the job runs
     line: int  # where the job's name stands in the file
+    kind: str = "report"  # "report" or "alert"
+    alert: AlertSettings | None = None  # what an alert job watches
+    webhook: WebhookSettings | None = None
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """An alert job's condition: ``budget`` thresholds (of actual spend or the forecast) or
+    a ``spike`` of the last complete day over the median of the 14 days before it."""
+
+    when: str  # "budget" or "spike"
+    thresholds: tuple[int, ...] = (50, 80, 100)
+    on: str = "actual"  # "actual" or "forecast"
+    factor: float = 3.0
+    min_nanos: int = 10_000_000_000
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """A job's ``deliver.webhook``: the URL (from ``url_env``) and how to retry."""
+
+    url: str = field(repr=False)
+    url_env: str
+    timeout_seconds: float = 10.0
+    retries: int = 4
+    retry_backoff_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +105,8 @@ class Config:
     scheduler: SchedulerSettings
     email_from: str = DEFAULT_SENDER
     sources: Mapping[str, SourceSettings] = field(default_factory=dict)
+    #: monthly budgets of projects in nano-dollars: organization -> project -> budget
+    budgets: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     def job(self, name: str) -> JobSettings:
         """The job called ``name``; ConfigError listing the jobs when there is none."""
