@@ -247,7 +247,7 @@ def test_log_lines_never_show_a_url_password() -> None:
 
 
 @pytest.mark.parametrize("args", [
-    ("runs",), ("org", "list"), ("jobs",), ("validate",),
+    ("runs",), ("org", "list"), ("jobs",),
     ("generate", "--org", "acme", "--period", "all"),
     ("member", "remove", "acme", "a@acme.com"),
 ])
@@ -258,6 +258,17 @@ def test_reading_a_missing_sqlite_file_does_not_create_it(
     missing = tmp_path / "misspelled" / "reporter.db"
     result = CliRunner().invoke(main, [*args, "--db", f"sqlite:///{missing}"])
     one_line_error(result, f"database {missing} does not exist", "reporter demo")
+    assert not missing.parent.exists()
+
+
+def test_validate_checks_the_file_without_creating_the_database(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "jobs.yaml").write_text(JOBS, encoding="utf-8")
+    missing = tmp_path / "misspelled" / "reporter.db"
+    result = CliRunner().invoke(main, ["validate", "--db", f"sqlite:///{missing}"])
+    assert result.exit_code == 0, result.stderr
+    assert f"database {missing} does not exist" in result.stdout
     assert not missing.parent.exists()
 
 

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar
 
 import click
 from sqlalchemy import Engine
@@ -73,8 +73,8 @@ class Context:
 
 
 #: commands that write to the database and so may create a SQLite file that does not exist
-#: yet, for those that do not say so with ``@common(creates_database=True)``; every other
-#: command only reads and says the file is missing
+#: yet, for those not marked ``@creates_database``; every other command only reads and says
+#: the file is missing
 CREATES_DATABASE = frozenset({"ingest", "org set", "member set", "demo", "run", "backfill"})
 DEFAULT_CONFIG = "jobs.yaml"
 _SHARED = "reporter.shared_options"
@@ -101,23 +101,22 @@ def _shared_options(func: F) -> F:
                         help=f"The jobs file (default: {DEFAULT_CONFIG}).")(func)
 
 
-@overload
-def common(func: F) -> F: ...
+def creates_database(func: F) -> F:
+    """Mark a command as one that may create a SQLite database that does not exist yet
+    (put it below ``@common``)."""
+    func.__dict__["creates_database"] = True
+    return func
 
 
-@overload
-def common(*, creates_database: bool) -> Callable[[F], F]: ...
-
-
-def common(func: F | None = None, *, creates_database: bool | None = None) -> Any:
+def common(func: F) -> F:
     """Add ``--config``, ``--db`` and ``-v`` to a command and hand it a Context.
 
-    ``creates_database``: whether the command may create a missing SQLite file (default:
-    whether its name is in CREATES_DATABASE). Database failures that are not bugs (a file
-    that is not a database, a server gone away) become one line naming the database.
+    A command may create a missing SQLite file when it is marked ``@creates_database`` (or
+    named in CREATES_DATABASE); the others say the file does not exist. Database failures
+    that are not bugs (a file that is not a database, a server gone away) become one line
+    naming the database.
     """
-    if func is None:
-        return functools.partial(common, creates_database=creates_database)
+    creates = bool(func.__dict__.get("creates_database"))
 
     @_shared_options
     @functools.wraps(func)
@@ -127,9 +126,8 @@ def common(func: F | None = None, *, creates_database: bool | None = None) -> An
         config = config or shared.get("config") or DEFAULT_CONFIG
         db_url = db_url or shared.get("db_url")
         _setup_logging(verbose + shared.get("verbose", 0))
-        creates = (creates_database if creates_database is not None
-                   else _command_name(click_ctx) in CREATES_DATABASE)
-        context = Context(config, db_url, create_database=creates)
+        context = Context(config, db_url, create_database=creates
+                          or _command_name(click_ctx) in CREATES_DATABASE)
         try:
             return func(context, **kwargs)
         except DatabaseError as exc:
@@ -140,7 +138,7 @@ def common(func: F | None = None, *, creates_database: bool | None = None) -> An
         finally:
             context.close()
 
-    return wrapper
+    return wrapper  # type: ignore[return-value]
 
 
 def _reject_nul(args: list[str]) -> None:

@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from reporter.cli.app import Context, common, main
+from reporter.cli.app import Context, common, creates_database, main
 
 
 def _service_logging() -> None:
@@ -17,7 +17,8 @@ def _service_logging() -> None:
 
 
 @main.command("scheduler")
-@common(creates_database=True)
+@common
+@creates_database
 def scheduler_command(ctx: Context) -> None:
     """Run the jobs of the config on their schedules until SIGTERM or SIGINT.
 
@@ -37,7 +38,8 @@ def scheduler_command(ctx: Context) -> None:
               help="Worker processes (default: the config's executor.workers).")
 @click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default="prefork",
               show_default=True, help="Celery pool implementation.")
-@common(creates_database=True)
+@common
+@creates_database
 def worker_command(ctx: Context, concurrency: int | None, pool: str) -> None:
     """Start a Celery worker that runs units sent by 'executor: {kind: celery}'."""
     from reporter.service import celery_app
