@@ -388,7 +388,8 @@ def test_the_documented_example_is_valid_and_shows_every_key(tmp_path: Path) -> 
     (tmp_path / "my-templates").mkdir()
     (tmp_path / "certs").mkdir()
     (tmp_path / "certs" / "private-ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
-    cfg = config.load(tmp_path / "jobs.yaml", env={"REPORTER_SMTP_PASSWORD": "pw"})
+    cfg = config.load(tmp_path / "jobs.yaml", env={"REPORTER_SMTP_PASSWORD": "pw",
+                                                  "REPORTS_WEBHOOK_URL": "https://hooks.example.com/x"})
     assert cfg.smtp is not None
     assert cfg.smtp.ca_file == str(tmp_path / "certs" / "private-ca.pem")
     assert cfg.job("weekly-admin").email is not None
