@@ -62,9 +62,11 @@ def _report(engine: Engine, *, first: date = date(2024, 3, 8), last: date = date
 
 
 def _open(report: Report, tmp_path: Path, name: str = "report.xlsx") -> tuple[Path, Any]:
+    """The file and its workbook as a reader that never recalculates sees it (a formula's
+    saved value)."""
     path = tmp_path / name
     path.write_bytes(xlsx_report.render(report, None))
-    return path, openpyxl.load_workbook(path)
+    return path, openpyxl.load_workbook(path, data_only=True)
 
 
 def _money(value: Any) -> Decimal:
@@ -88,12 +90,31 @@ def test_sheets_layout_and_properties(sqlite_engine: Engine, tmp_path: Path) -> 
     assert wb.properties.title == report.title
     assert wb.properties.creator == "reporter"
     assert wb.properties.created == NOW.replace(tzinfo=None)
+    formulas = openpyxl.load_workbook(tmp_path / "report.xlsx")
     for title in TABLES:
         ws = wb[title]
         header, data, _ = _table(ws)
         assert ws.freeze_panes == "A2"
         last = openpyxl.utils.get_column_letter(len(header))
-        assert ws.auto_filter.ref == f"A1:{last}{len(data) + 1}", "filter covers data, not total"
+        # an Excel Table over the header and the data, not the totals: filters, sorting, bands
+        [table] = formulas[title].tables.values()
+        assert table.ref == f"A1:{last}{len(data) + 1}", "the table holds data, not totals"
+        assert table.tableStyleInfo.name
+        assert table.autoFilter.ref == table.ref
+        assert [c.name for c in table.tableColumns] == header
+        # totals follow a filter: SUBTOTAL(109) adds the visible rows only
+        total_row = formulas[title].max_row
+        for index, column in enumerate(header):
+            cell = formulas[title].cell(total_row, index + 1)
+            if column in ("Cost (USD)", "Requests", "Tokens"):
+                letter = openpyxl.utils.get_column_letter(index + 1)
+                assert cell.value == f"=SUBTOTAL(109,{letter}2:{letter}{len(data) + 1})"
+        # headers sit where their column's values do: numbers and dates right, text left
+        for index, column in enumerate(header):
+            kind = "text" if column in ("Member", "Name", "Model", "Project",
+                                        "Top model") else "number"
+            align = ws.cell(1, index + 1).alignment.horizontal
+            assert align == ("right" if kind == "number" else None), (title, column)
         assert "Cost (USD)" in header
         assert "Cache read tokens" in header
         widths = {k: v.width for k, v in ws.column_dimensions.items()}
@@ -183,7 +204,11 @@ def test_hostile_text_is_text_never_a_formula(sqlite_engine: Engine, tmp_path: P
     with zipfile.ZipFile(path) as archive:
         sheets = [archive.read(n).decode() for n in archive.namelist()
                   if n.startswith("xl/worksheets/")]
-    assert not any("<f>" in xml or 't="e"' in xml for xml in sheets)
+    assert not any('t="e"' in xml for xml in sheets)
+    # the only formulas are the totals rows' own
+    formulas = {f for xml in sheets for f in re.findall(r"<f>(.*?)</f>", xml)}
+    assert formulas
+    assert all(re.fullmatch(r"SUBTOTAL\(109,[A-Z]+2:[A-Z]+\d+\)", f) for f in formulas)
 
 
 def test_text_helpers() -> None:
@@ -233,14 +258,35 @@ def test_amounts_beyond_double_precision_get_an_exact_note(sqlite_engine: Engine
     assert [_money(r[2]) for r in rows] == [Decimal("999999.123456789")] * 3
 
 
-def _libreoffice_csv(path: Path, profile: Path) -> dict[str, list[list[str]]]:
+#: LibreOffice's setting to recalculate every formula of an XLSX it opens (0: always)
+RECALCULATE = """<?xml version="1.0" encoding="UTF-8"?>
+<oor:items xmlns:oor="http://openoffice.org/2001/registry"
+ xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="OOXMLRecalcMode"
+ oor:op="fuse"><value>0</value></prop></item>
+</oor:items>
+"""
+
+
+def _soffice(path: Path, profile: Path, target: str, out: Path, *,
+             recalculate: bool = False) -> None:
+    """Convert ``path`` with LibreOffice into ``out`` (a profile of its own; ``recalculate``:
+    every formula computed again on opening, not read from the file)."""
+    if recalculate:
+        (profile / "user").mkdir(parents=True, exist_ok=True)
+        (profile / "user" / "registrymodifications.xcu").write_text(RECALCULATE)
+    subprocess.run(["soffice", f"-env:UserInstallation={profile.as_uri()}", "--headless",
+                    "--convert-to", target, "--outdir", str(out), str(path)],
+                   check=True, capture_output=True, timeout=120)
+
+
+def _libreoffice_csv(path: Path, profile: Path,
+                     recalculate: bool = False) -> dict[str, list[list[str]]]:
     """Every sheet as LibreOffice shows it ("as shown" text), via one CSV conversion."""
     out = path.parent / "csv"
     # tokens: comma, double quote, UTF-8, from line 1, ..., save as shown, every sheet (-1)
     flt = "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,true,false,false,-1"
-    subprocess.run(["soffice", f"-env:UserInstallation={profile.as_uri()}", "--headless",
-                    "--convert-to", flt, "--outdir", str(out), str(path)],
-                   check=True, capture_output=True, timeout=120)
+    _soffice(path, profile, flt, out, recalculate=recalculate)
     sheets = {}
     for csv_path in out.glob("*.csv"):
         sheet = csv_path.stem.removeprefix(path.stem + "-")
@@ -299,6 +345,84 @@ def test_libreoffice_reads_what_finance_expects(sqlite_engine: Engine, tmp_path:
     assert ("dave@acme.com", "typed _x000D_ and a\rb") in members
 
 
+def _hide_rows(path: Path, out: Path, title: str, rows: list[int]) -> None:
+    """``path`` with rows of a table sheet hidden, as a filter leaves them in the file."""
+    part = f"xl/worksheets/sheet{TABLES.index(title) + 2}.xml"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == part:
+                for number in rows:
+                    data = data.replace(f'<row r="{number}">'.encode(),
+                                        f'<row r="{number}" hidden="1">'.encode())
+            dst.writestr(info, data)
+
+
+@pytest.mark.libreoffice
+def test_libreoffice_totals_follow_a_filter(sqlite_engine: Engine, tmp_path: Path) -> None:
+    report = _report(sqlite_engine)
+    path, wb = _open(report, tmp_path)
+    _, rows, _ = _table(wb["By Day"])
+    _, member_rows, _ = _table(wb["By Model, Day & Member"])
+    filtered = tmp_path / "filtered.xlsx"
+    _hide_rows(path, filtered, "By Day", [2, 4])  # the first and the third day filtered out
+    assert len(rows) == 3
+    sheets = _libreoffice_csv(filtered, tmp_path / "lo-profile", recalculate=True)
+    visible = [r for n, r in enumerate(rows, start=2) if n not in (2, 4)]
+    header, total = sheets["By Day"][0], sheets["By Day"][-1]
+    assert total[0] == "Total"
+    assert _usd(total[header.index("Cost (USD)")]) == sum(_money(r[1]) for r in visible)
+    assert int(total[header.index("Requests")]) == sum(r[2] for r in visible) < 6
+    assert int(total[header.index("Tokens")].replace(",", "")) == sum(r[5] for r in visible)
+    # a sheet with nothing filtered still adds up to the report's total, to the nano-dollar
+    header, total = sheets["By Model, Day & Member"][0], sheets["By Model, Day & Member"][-1]
+    assert _usd(total[header.index("Cost (USD)")]) == sum(_money(r[4]) for r in member_rows)
+    assert total[header.index("Cost (USD)")] == "$1,238.383456790"
+
+
+def _pdf_words(pdf: Path) -> list[tuple[int, float, float, float, str]]:
+    """(page, left, top, right, text) of every word poppler finds in ``pdf``."""
+    xml = subprocess.run(["pdftotext", "-enc", "UTF-8", "-bbox-layout", str(pdf), "-"],
+                         check=True, capture_output=True).stdout.decode(errors="replace")
+    words = []
+    for number, page in enumerate(xml.split("<page ")[1:], start=1):
+        for x0, y0, x1, text in re.findall(r'<word xMin="([\d.]+)" yMin="([\d.]+)" '
+                                           r'xMax="([\d.]+)" yMax="[\d.]+">([^<]*)</word>',
+                                           page):
+            words.append((number, float(x0), float(y0), float(x1), text))
+    return words
+
+
+@pytest.mark.libreoffice
+def test_libreoffice_draws_headers_over_their_numbers_in_one_font(sqlite_engine: Engine,
+                                                                   tmp_path: Path) -> None:
+    report = _report(sqlite_engine)
+    path, _ = _open(report, tmp_path)
+    _soffice(path, tmp_path / "lo-profile", "pdf", tmp_path)
+    pdf = tmp_path / "report.pdf"
+    # headers and totals (bold) in the data's own sans-serif family, never a serif fallback
+    fonts = subprocess.run(["pdffonts", str(pdf)], check=True, capture_output=True,
+                           text=True).stdout.splitlines()[2:]
+    names = {line.split()[0].split("+")[-1] for line in fonts}
+    families = {name.split("-")[0] for name in names if "Emoji" not in name}
+    assert len(families) == 1, names
+    assert "Serif" not in families.pop()
+    assert any(name.endswith("-Bold") for name in names), names
+    # a numeric header ends where its numbers end (right-aligned over right-aligned figures)
+    words = _pdf_words(pdf)
+    heads = [w for w in words if w[4] in ("Requests", "Users", "Tokens")]
+    assert len(heads) >= 10
+    for page, left, top, right, text in heads:
+        line = [w for w in words if w[0] == page and abs(w[2] - top) < 1]
+        end = min((w[1] for w in line if w[1] > right), default=10_000.0)
+        start = max((w[3] for w in line if w[3] < left), default=0.0)  # the header before
+        below = [w for w in words if w[0] == page and w[2] > top + 1
+                 and start + 2 < w[3] < end and re.fullmatch(r"[\d,]+", w[4])]
+        assert below, (page, text)
+        for figure in below:
+            assert abs(figure[3] - right) < 1.5, (page, text, figure)
+
+
 #: line ends and tabs a name may hold; each must come back from the file exactly as it went in
 LINE_ENDS = ["a\r\nb", "a\rb", "a\nb", "a\tb", "a\r\n\r\nb\r", "x\r"]
 
@@ -313,9 +437,11 @@ def _with_texts(report: Report, texts: list[str]) -> Report:
                 value = value.replace(f"<{n}>", text)
         return value
 
+    report.materialize()  # the members' shares in memory, to be changed here
     rows: list[Any] = [*report.by_member, *report.by_model, *report.by_project,
                        *report.by_day, *report.by_model_day]
-    rows += [m for r in [*report.by_day, *report.by_model_day] for m in r.members]
+    rows += [m for r in report.by_day for m in r.members]
+    rows += [m for _, members in report.model_day_members() for m in members]
     for item in rows:
         for attribute in ("name", "model", "project", "top_model"):
             if hasattr(item, attribute):

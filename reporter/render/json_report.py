@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from io import BytesIO
 from typing import Any
 
 from reporter.money import format_usd
@@ -32,8 +34,9 @@ def _budget(report: Report) -> dict[str, Any] | None:
             "days_elapsed": budget.days_elapsed, "days_in_month": budget.days_in_month}
 
 
-def to_dict(report: Report) -> dict[str, Any]:
-    """The report as the JSON-ready structure of the product contract."""
+def document(report: Report) -> dict[str, Any]:
+    """The report as the structure of the product contract, its rows in lists, except the
+    rows of By Model & Day: an iterator, read from the database as it is written."""
     period = report.period
     tz = period.zone
     summary = report.summary
@@ -63,12 +66,12 @@ def to_dict(report: Report) -> dict[str, Any]:
              "members": [{"email": m.email, **_metrics(m)} for m in row.members]}
             for row in report.by_day
         ],
-        "by_model_day": [
+        "by_model_day": (
             {"date": row.date.isoformat(), "model": row.model, **_metrics(row),
              "users": row.users,
-             "members": [{"email": m.email, **_metrics(m)} for m in row.members]}
-            for row in report.by_model_day
-        ],
+             "members": [{"email": m.email, **_metrics(m)} for m in members]}
+            for row, members in report.model_day_members()
+        ),
         "by_project": [
             {"project": row.project, **_metrics(row), "users": row.users}
             for row in report.by_project
@@ -90,6 +93,42 @@ def to_dict(report: Report) -> dict[str, Any]:
     }
 
 
+def to_dict(report: Report) -> dict[str, Any]:
+    """The report as the JSON-ready structure of the product contract, every row in memory."""
+    return {key: list(value) if isinstance(value, Iterator) else value
+            for key, value in document(report).items()}
+
+
+#: rows of a list written at a time
+_BATCH = 500
+
+
+def chunks(report: Report) -> Iterator[str]:
+    """The report's JSON text in pieces: each top-level value indented, each row of a list
+    on a line of its own, By Model & Day written as it is read (memory holds a batch)."""
+    for index, (key, value) in enumerate(document(report).items()):
+        head = ("{\n  " if index == 0 else ",\n  ") + json.dumps(key) + ": "
+        if not isinstance(value, list | Iterator):
+            yield head + json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+            continue
+        batch = [head, "["]
+        empty = True
+        for row in value:
+            batch.append("\n    " if empty else ",\n    ")
+            batch.append(json.dumps(row, ensure_ascii=False))
+            empty = False
+            if len(batch) >= 2 * _BATCH:
+                yield "".join(batch)
+                batch = []
+        batch.append("]" if empty else "\n  ]")
+        yield "".join(batch)
+    yield "\n}\n"
+
+
 def render(report: Report, options: object = None) -> bytes:
-    """The report as indented UTF-8 JSON (the contract's shape, money as decimal strings)."""
-    return (json.dumps(to_dict(report), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    """The report as UTF-8 JSON (the contract's shape, money as decimal strings), one row
+    a line."""
+    out = BytesIO()
+    for chunk in chunks(report):
+        out.write(chunk.encode("utf-8"))
+    return out.getvalue()

@@ -1,8 +1,12 @@
-"""The tables a page shows: a report's rows in full, or rolled up to fit a page budget."""
+"""The tables a page shows: a report's rows in full, or rolled up to fit a page budget.
+
+The members' shares of By Model & Day are read once, as they stream from the report
+(``Report.model_day_members``), and summed into the lines a page can show.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -53,12 +57,23 @@ class Line(Metrics):
 
 @dataclass(frozen=True)
 class Limits:
-    """How many rows a rolled-up view shows at most (each table row costs WeasyPrint ~5 ms)."""
+    """How many rows a rolled-up view shows at most (each table row costs WeasyPrint ~5 ms).
+
+    With ``listed`` false (the screen), no member is listed under a row (a reader opens a
+    row for its days and members), so only the rows count: ``table_rows`` in By Day and
+    ``model_rows`` in By Model & Day.
+    """
 
     table_rows: int = 80    # By Day, and By Model & Day: rows with their nested member rows
     min_members: int = 3    # a row lists at least this many members, or days roll up further
-    projects: int = 20
-    members: int = 30
+    projects: int | None = 20  # None: every project
+    members: int | None = 30
+    listed: bool = True
+    model_rows: int | None = None  # None: ``table_rows``
+
+
+#: the screen's tables: rows without their members, every project and member
+SCREEN = Limits(table_rows=40, model_rows=150, projects=None, members=None, listed=False)
 
 
 @dataclass
@@ -103,33 +118,53 @@ def _end(start: date, bucket: str, period: Period) -> date:
     return date(start.year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
 
 
-def _merge(rows: Sequence[DayRow | ModelDayRow], bucket: str, model: str | None,
-           period: Period) -> tuple[Line, list[MemberUsage]]:
-    start = _start(rows[0].date, bucket, period)
-    line = Line(first=max(start, period.first),
-                last=min(_end(start, bucket, period), period.last), model=model)
-    people: dict[str, MemberUsage] = {}
-    for row in rows:
-        line.add(row)
-        for member in row.members:
-            person = people.get(member.email)
-            if person is None:
-                person = people[member.email] = MemberUsage(email=member.email,
-                                                            name=member.name)
-            person.add(member)
-    line.users = len(people) if len(rows) > 1 else rows[0].users
-    ordered = sorted(people.values(), key=lambda m: (-m.cost_nanos, m.email))
-    return line, ordered
+Pair = tuple[DayRow | ModelDayRow, list[MemberUsage]]
 
 
-def _lines(rows: Sequence[DayRow | ModelDayRow], bucket: str,
-           period: Period) -> list[tuple[Line, list[MemberUsage]]]:
-    groups: dict[tuple[date, str | None], list[DayRow | ModelDayRow]] = {}
-    for row in rows:
-        model = row.model if isinstance(row, ModelDayRow) else None
-        groups.setdefault((_start(row.date, bucket, period), model), []).append(row)
-    out = [_merge(group, bucket, model, period) for (_, model), group in groups.items()]
-    out.sort(key=lambda item: (item[0].first, -item[0].cost_nanos, item[0].model or ""))
+def _key(row: DayRow | ModelDayRow, bucket: str, period: Period) -> tuple[date, str | None]:
+    model = row.model if isinstance(row, ModelDayRow) else None
+    return _start(row.date, bucket, period), model
+
+
+@dataclass
+class _Merging:
+    """A line being summed: its rows' sums and each member's."""
+
+    line: Line
+    people: dict[str, MemberUsage] = field(default_factory=dict)
+
+
+def _merge(pairs: Iterable[Pair], buckets: Sequence[str],
+           period: Period) -> dict[str, list[tuple[Line, list[MemberUsage]]]]:
+    """For each bucket, its lines (largest cost first within a date) with their members,
+    summed in one pass over ``pairs`` (rows with their members, read once)."""
+    merging: dict[str, dict[tuple[date, str | None], _Merging]] = {b: {} for b in buckets}
+    for row, members in pairs:
+        for bucket in buckets:
+            key = _key(row, bucket, period)
+            entry = merging[bucket].get(key)
+            if entry is None:
+                start = key[0]
+                entry = merging[bucket][key] = _Merging(Line(
+                    first=max(start, period.first),
+                    last=min(_end(start, bucket, period), period.last), model=key[1]))
+            entry.line.add(row)
+            people = entry.people
+            for member in members:
+                person = people.get(member.email)
+                if person is None:
+                    person = people[member.email] = MemberUsage(email=member.email,
+                                                                name=member.name)
+                person.add(member)
+    out = {}
+    for bucket, entries in merging.items():
+        lines = []
+        for entry in entries.values():
+            entry.line.users = len(entry.people)
+            lines.append((entry.line, sorted(entry.people.values(),
+                                             key=lambda m: (-m.cost_nanos, m.email))))
+        lines.sort(key=lambda item: (item[0].first, -item[0].cost_nanos, item[0].model or ""))
+        out[bucket] = lines
     return out
 
 
@@ -148,20 +183,34 @@ def _split(members: list[MemberUsage], keep: int | None) -> tuple[list[MemberUsa
     return members[:keep], rest
 
 
-def _fit(rows: Sequence[DayRow | ModelDayRow], period: Period, limits: Limits | None,
+def _fit(rows: Sequence[DayRow | ModelDayRow], pairs: Iterable[Pair], period: Period,
+         limits: Limits | None, budget: int,
          ) -> tuple[str, int | None, list[tuple[Line, list[MemberUsage]]]]:
-    """The finest bucket, and the most members a row lists, that fit the row budget."""
+    """The finest bucket, and the most members a row lists, that fit ``budget`` table rows.
+
+    Only buckets whose lines alone fit are summed (in one pass over ``pairs``), so memory
+    follows the budget, not the number of rows.
+    """
+    if limits is None:
+        return "day", None, _merge(pairs, ["day"], period)["day"]
     candidates = [b for b, (days, _) in BUCKETS.items() if 0 < days < period.days or b == "day"]
-    for bucket in [*candidates, "period"]:
-        lines = _lines(rows, bucket, period)
-        if limits is None:
-            return bucket, None, lines
+    candidates.append("period")
+    counts = {b: len({_key(row, b, period) for row in rows}) for b in candidates}
+    if not limits.listed:  # members are shown on demand: only the lines count
+        bucket = next((b for b in candidates if counts[b] <= budget), "period")
+        return bucket, None, _merge(pairs, [bucket], period)[bucket]
+    affordable = [b for b in candidates if counts[b] <= budget]
+    if "period" not in affordable:
+        affordable.append("period")
+    merged = _merge(pairs, affordable, period)
+    for bucket in affordable:
+        lines = merged[bucket]
         sizes = [len(members) for _, members in lines]
         longest = max(sizes, default=0)
         for keep in range(max(longest, limits.min_members), limits.min_members - 1, -1):
-            if len(lines) + sum(_shown(size, keep) for size in sizes) <= limits.table_rows:
+            if len(lines) + sum(_shown(size, keep) for size in sizes) <= budget:
                 return bucket, keep, lines
-    return "period", limits.min_members if limits else None, lines
+    return "period", limits.min_members, merged["period"]
 
 
 def _top(rows: list[ProjectRow] | list[MemberRow], keep: int | None) -> Others | None:
@@ -174,12 +223,26 @@ def _top(rows: list[ProjectRow] | list[MemberRow], keep: int | None) -> Others |
     return rest
 
 
-def build(report: Report, limits: Limits | None = None) -> View:
-    """The report's tables; with ``limits``, rolled up (and said so in ``notes``)."""
+def build(report: Report, limits: Limits | None = None, *,
+          model_pairs: Iterable[Pair] | None = None) -> View:
+    """The report's tables; with ``limits``, rolled up (and said so in ``notes``, except on
+    screen, where each table says it in its caption and a reader opens a row for its rows).
+
+    ``model_pairs`` are the By Model & Day rows with their members when the caller reads
+    them already (``report.model_day_members()`` otherwise): they are read once.
+    """
     notes: list[str] = []
     tables = []
-    for rows, what in ((report.by_day, "By Day"), (report.by_model_day, "By Model & Day")):
-        bucket, keep, lines = _fit(rows, report.period, limits)
+    budgets = (limits.table_rows, limits.model_rows or limits.table_rows) if limits else (0, 0)
+    day_pairs: Iterable[Pair] = ((row, row.members) for row in report.by_day)
+    model = report.model_day_members() if model_pairs is None else model_pairs
+    for rows, pairs, budget, what in (
+            (report.by_day, day_pairs, budgets[0], "By Day"),
+            (report.by_model_day, model, budgets[1], "By Model & Day")):
+        bucket, keep, lines = _fit(rows, pairs, report.period, limits, budget)
+        if limits is not None and not limits.listed:
+            tables.append((bucket, [line for line, _ in lines]))
+            continue
         if bucket != "day":
             notes.append(f"{what} sums days into {BUCKETS[bucket][1]}.")
         out: list[Line] = []
@@ -200,13 +263,14 @@ def build(report: Report, limits: Limits | None = None) -> View:
     members_others = _top(by_member, limits.members if limits else None)
     if projects_others or members_others:
         notes.append("By Project and By Member list the largest rows and sum the rest.")
+    if limits is not None and not limits.listed:
+        notes = []  # each table's caption says what its rows are and how to open them
     if notes:
         notes.append("The XLSX report holds every row in full detail.")
 
     (day_bucket, by_day), (model_bucket, by_model_day) = tables
     amounts = [report.summary.cost_nanos, report.summary.avg_cost_nanos]
     amounts += [row.cost_nanos for row in report.by_day]
-    amounts += [m.cost_nanos for row in report.by_model_day for m in row.members]
     amounts += [row.cost_nanos for row in report.by_project + report.by_member]
     places = max(report.cost_places, money.places_needed(amounts))
     return View(report, day_bucket, model_bucket, by_day, by_model_day, by_project,

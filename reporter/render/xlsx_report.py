@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date
 from io import BytesIO
 from typing import Any
 
 from openpyxl.chart import BarChart, Reference
-from openpyxl.styles import Font
 from openpyxl.workbook import Workbook
 
 from reporter.money import NANOS_PER_USD, format_usd
 from reporter.render.xlsx_sheet import (
     DATE_FORMAT,
+    TITLE_FONT,
     Column,
     Sheet,
     cell_text,
@@ -122,7 +123,7 @@ def _summary_sheet(wb: Workbook, report: Report) -> None:
     ws.sheet_properties.pageSetUpPr.fitToPage = True
     ws.page_setup.fitToHeight = 0
     title = sheet.cell(quote=is_risky(report.title))
-    title.font = Font(bold=True, size=14)
+    title.font = TITLE_FONT
     title.value = cell_text(report.title)
     title.data_type = "s"
     ws.append([title])
@@ -131,7 +132,7 @@ def _summary_sheet(wb: Workbook, report: Report) -> None:
     value = {kind: sheet.putter(kind) for kind in ("text", "date", "datetime", "usd", "count")}
     heads = []
     for column in columns[3:]:
-        head = sheet.cell(header=True)
+        head = sheet.cell(header=True, right=column.kind != "text")
         head.value = column.header
         heads.append(head)
     daily_puts = [sheet.putter(c.kind) for c in columns[3:]]
@@ -163,34 +164,56 @@ def _summary_sheet(wb: Workbook, report: Report) -> None:
     ws.add_chart(chart, "I3")
 
 
-def _views(report: Report) -> list[tuple[str, Sequence[Column], list[Any], list[Any]]]:
-    """(sheet title, columns, rows, totals) of every table sheet."""
+@dataclass(frozen=True)
+class View:
+    """One table sheet: its rows (an iterator when they are streamed), totals, the number
+    of rows and ``samples``, rows holding each text column's longest value."""
+
+    title: str
+    columns: Sequence[Column]
+    rows: Iterable[Sequence[Any]]
+    totals: list[Any]
+    count: int
+    samples: Sequence[Sequence[Any]]
+
+
+def _listed(title: str, columns: Sequence[Column], rows: list[Any], totals: list[Any]) -> View:
+    return View(title, columns, rows, totals, len(rows), rows)
+
+
+def _views(report: Report) -> list[View]:
+    """Every table sheet; the members' rows are streamed (a year has about 170,000)."""
     r = report
+    blank = (None,) * len(METRICS)
+    people = [(None, m.email, m.name, *blank) for m in r.by_member]
+    models = [(None, m.model, None, None, *blank) for m in r.by_model]
     return [
-        ("By Day", [DATE, *METRICS, USERS],
-         [(d.date, *_metrics(d), d.users) for d in r.by_day],
-         _totals(r.by_day, 1, 1)),
-        ("By Day & Member", [DATE, MEMBER, NAME, *METRICS],
-         [(d.date, m.email, m.name, *_metrics(m)) for d in r.by_day for m in d.members],
-         _totals((m for d in r.by_day for m in d.members), 3)),
-        ("By Model & Day", [DATE, MODEL, *METRICS, USERS],
-         [(d.date, d.model, *_metrics(d), d.users) for d in r.by_model_day],
-         _totals(r.by_model_day, 2, 1)),
-        ("By Model, Day & Member", [DATE, MODEL, MEMBER, NAME, *METRICS],
-         [(d.date, d.model, m.email, m.name, *_metrics(m))
-          for d in r.by_model_day for m in d.members],
-         _totals((m for d in r.by_model_day for m in d.members), 4)),
-        ("By Model", [MODEL, *METRICS, USERS],
-         [(m.model, *_metrics(m), m.users) for m in r.by_model],
-         _totals(r.by_model, 1, 1)),
-        ("By Project", [Column("Project", "text"), *METRICS, USERS],
-         [(p.project if p.project is not None else "(no project)", *_metrics(p), p.users)
-          for p in r.by_project],
-         _totals(r.by_project, 1, 1)),
-        ("By Member", [MEMBER, NAME, *METRICS, Column("Active days"),
-                       Column("Top model", "text")],
-         [(m.email, m.name, *_metrics(m), m.active_days, m.top_model) for m in r.by_member],
-         _totals(r.by_member, 2, 2)),
+        _listed("By Day", [DATE, *METRICS, USERS],
+                [(d.date, *_metrics(d), d.users) for d in r.by_day],
+                _totals(r.by_day, 1, 1)),
+        View("By Day & Member", [DATE, MEMBER, NAME, *METRICS],
+             ((d.date, m.email, m.name, *_metrics(m)) for d in r.by_day for m in d.members),
+             _totals(r.by_day, 3), sum(d.users for d in r.by_day), people),
+        _listed("By Model & Day", [DATE, MODEL, *METRICS, USERS],
+                [(d.date, d.model, *_metrics(d), d.users) for d in r.by_model_day],
+                _totals(r.by_model_day, 2, 1)),
+        View("By Model, Day & Member", [DATE, MODEL, MEMBER, NAME, *METRICS],
+             ((d.date, d.model, m.email, m.name, *_metrics(m))
+              for d, ms in r.model_day_members() for m in ms),
+             _totals(r.by_model_day, 4), sum(d.users for d in r.by_model_day),
+             models + [(None, None, *person[1:3], *blank) for person in people]),
+        _listed("By Model", [MODEL, *METRICS, USERS],
+                [(m.model, *_metrics(m), m.users) for m in r.by_model],
+                _totals(r.by_model, 1, 1)),
+        _listed("By Project", [Column("Project", "text"), *METRICS, USERS],
+                [(p.project if p.project is not None else "(no project)", *_metrics(p),
+                  p.users) for p in r.by_project],
+                _totals(r.by_project, 1, 1)),
+        _listed("By Member", [MEMBER, NAME, *METRICS, Column("Active days"),
+                              Column("Top model", "text")],
+                [(m.email, m.name, *_metrics(m), m.active_days, m.top_model)
+                 for m in r.by_member],
+                _totals(r.by_member, 2, 2)),
     ]
 
 
@@ -205,8 +228,8 @@ def render(report: Report, options: object = None) -> bytes:
     props.created = report.generated_at.astimezone(UTC).replace(tzinfo=None)
     props.keywords = "usage report"
     _summary_sheet(wb, report)
-    tables = [TableSheet(wb, title, columns, report.cost_places, rows, totals)
-              for title, columns, rows, totals in _views(report)]
+    tables = [TableSheet(wb, v.title, v.columns, report.cost_places, v.rows, v.totals,
+                         count=v.count, samples=v.samples) for v in _views(report)]
     package = BytesIO()
     wb.save(package)
     data = splice(package.getvalue(), tables)

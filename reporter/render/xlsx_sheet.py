@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Border, Font, PatternFill, Side
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.styles.colors import Color
 from openpyxl.utils import get_column_letter
 from openpyxl.workbook import Workbook
+from openpyxl.worksheet.filters import AutoFilter
+from openpyxl.worksheet.table import Table, TableColumn, TableStyleInfo
 
 from reporter.money import NANOS_PER_USD
 
@@ -28,11 +32,37 @@ _ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _ESCAPE_LOOKALIKE = re.compile("_(?=x[0-9A-Fa-f]{4}_)")
 MAX_TEXT = 32_767  # Excel's limit for one cell
 MAX_WIDTH = 60
+#: how Excel draws a table sheet (light bands); LibreOffice shows the filters and its own look
+TABLE_STYLE = "TableStyleLight1"
 
-HEADER_FONT = Font(bold=True)
+#: every cell names its font: a bold font without a name is drawn in a serif fallback by
+#: LibreOffice, beside the sans-serif of the data (Calibri, or its look-alike Carlito, or the
+#: system's sans-serif where neither is installed)
+FONT_NAME = "Calibri"
+
+
+def font(*, bold: bool = False, size: int = 11) -> Font:
+    """The workbook's font (openpyxl's default: Calibri 11, the theme's text colour)."""
+    return Font(name=FONT_NAME, family=2, sz=size, b=bold, color=Color(theme=1),
+                scheme="minor")
+
+
+HEADER_FONT = font(bold=True)
+TITLE_FONT = font(bold=True, size=14)
+#: numbers and dates are right-aligned by spreadsheets: their headers too
+RIGHT = Alignment(horizontal="right")
 HEADER_FILL = PatternFill("solid", fgColor="DDE3EA")
 HEADER_BORDER = Border(bottom=Side(style="thin"))
 TOTAL_BORDER = Border(top=Side(style="thin"))
+
+
+def table_name(title: str) -> str:
+    """A sheet title as an Excel Table name (``By Day & Member`` -> ``ByDayMember``)."""
+    name = re.sub(r"[^A-Za-z0-9_]", "", title)
+    # a name must start with a letter or "_" and must not read as a cell reference
+    if not name or not re.match(r"[A-Za-z_]", name) or re.fullmatch(r"[A-Za-z]{1,3}\d*", name):
+        name = f"Table_{name}"
+    return name
 
 
 def usd_format(places: int) -> str:
@@ -86,13 +116,17 @@ class Sheet:
 
     # -- cells -------------------------------------------------------------------
     def cell(self, number_format: str | None = None, *, bold: bool = False,
-              quote: bool = False, header: bool = False, total: bool = False) -> Any:
-        """A reusable styled cell of this sheet: number format, bold, quoted, header or total."""
+              quote: bool = False, header: bool = False, total: bool = False,
+              right: bool = False) -> Any:
+        """A reusable styled cell of this sheet: number format, bold, quoted, header or total,
+        right-aligned."""
         cell = WriteOnlyCell(self.ws)
         if number_format:
             cell.number_format = number_format
         if bold or header or total:
             cell.font = HEADER_FONT
+        if right:
+            cell.alignment = RIGHT
         if header:
             cell.fill = HEADER_FILL
             cell.border = HEADER_BORDER
@@ -166,16 +200,30 @@ class Sheet:
                         longest = len(f"${biggest / NANOS_PER_USD:,.{self.places}f}")
                     else:
                         longest = len(f"{biggest:,}")
-                width = min(MAX_WIDTH, max(longest, len(column.header), 6) + 2)
+                # the header's filter button takes about two characters
+                width = min(MAX_WIDTH, max(longest, len(column.header) + 2, 6) + 2)
             self.ws.column_dimensions[get_column_letter(index + 1)].width = width
 
-    def layout(self, rows: Sequence[Sequence[Any]], totals: Sequence[Any] | None) -> None:
-        """Column widths, frozen header, filter over the data rows, print setup."""
+    def table(self, count: int) -> Table:
+        """An Excel Table over the header and ``count`` data rows (one, empty, if none):
+        filters and sorting as finance expects, banded rows; the totals row stays out."""
+        ref = f"A1:{get_column_letter(len(self.columns))}{max(count, 1) + 1}"
+        return Table(displayName=table_name(self.ws.title), ref=ref,
+                     autoFilter=AutoFilter(ref=ref),
+                     tableColumns=[TableColumn(id=index + 1, name=column.header)
+                                   for index, column in enumerate(self.columns)],
+                     tableStyleInfo=TableStyleInfo(name=TABLE_STYLE, showRowStripes=True))
+
+    def layout(self, samples: Sequence[Sequence[Any]], totals: Sequence[Any] | None,
+               count: int) -> None:
+        """Column widths (from ``samples`` of the rows and the totals), frozen header, an
+        Excel Table over the ``count`` data rows, print setup."""
         ws = self.ws
-        self._widths(rows, totals)
-        last = get_column_letter(len(self.columns))
+        self._widths(samples, totals)
         ws.freeze_panes = "A2"
-        ws.auto_filter.ref = f"A1:{last}{len(rows) + 1}"
+        with warnings.catch_warnings():  # the table's columns are given, as it asks
+            warnings.filterwarnings("ignore", "In write-only mode you must add table columns")
+            ws.add_table(self.table(count))
         ws.print_title_rows = "1:1"
         ws.page_setup.orientation = "landscape"
         ws.sheet_properties.pageSetUpPr.fitToPage = True

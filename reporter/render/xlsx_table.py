@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date
 from io import BytesIO
 from typing import Any
@@ -51,23 +51,39 @@ class TableSheet(Sheet):
     each column gets one small formatter and the sheet's XML is spliced into the package
     that openpyxl saved (see ``splice``). Styles are registered through openpyxl cells,
     so every ``s`` index written here is one openpyxl put in styles.xml.
+
+    ``rows`` may be an iterator read only while the sheet is written (a long report's rows
+    streamed from the database); it then comes with its ``count`` and with ``samples``,
+    rows that hold the longest texts of each column (numbers are measured on the totals).
+    The totals row adds the visible rows (``SUBTOTAL(109, ...)``), so it follows a filter;
+    the file also holds its exact value for readers that never recalculate.
     """
 
     def __init__(self, workbook: Workbook, title: str, columns: Sequence[Column],
-                 cost_places: int, rows: Sequence[Sequence[Any]],
-                 totals: Sequence[Any] | None = None, label: str = "Total") -> None:
+                 cost_places: int, rows: Iterable[Sequence[Any]],
+                 totals: Sequence[Any] | None = None, label: str = "Total", *,
+                 count: int | None = None,
+                 samples: Sequence[Sequence[Any]] | None = None) -> None:
         super().__init__(workbook, title, columns, cost_places)
-        self.rows, self.totals, self.label = rows, totals, label
-        self.layout(rows, totals)
+        if isinstance(rows, Sequence):
+            count = len(rows) if count is None else count
+            samples = rows if samples is None else samples
+        if count is None or samples is None:
+            raise TypeError("streamed rows need their count and samples")
+        self.rows, self.count, self.totals, self.label = rows, count, totals, label
+        self.layout(samples, totals, count)
         # every style is registered now, before openpyxl writes styles.xml
-        self._head = self._style("text", header=True)
+        self._head = [self._style("text", header=True, right=c.kind != "text")
+                      for c in columns]
         self._formatters = [self._formatter(i, c.kind) for i, c in enumerate(columns)]
         self._total_formatters = [self._formatter(0, "text", total=True)] + [
-            self._formatter(i, c.kind, total=True) for i, c in enumerate(columns) if i]
+            self._formatter(i, c.kind, total=True) if c.kind == "text" else
+            self._subtotal(i, c.kind) for i, c in enumerate(columns) if i]
 
     def _style(self, kind: str, *, total: bool = False, quote: bool = False,
-               header: bool = False) -> int:
-        cell = self.cell(self._format(kind), total=total, quote=quote, header=header)
+               header: bool = False, right: bool = False) -> int:
+        cell = self.cell(self._format(kind), total=total, quote=quote, header=header,
+                         right=right)
         style_id = getattr(cell, "style_id", None)
         if not isinstance(style_id, int):
             raise unsupported(f"a cell's style_id is {style_id!r}, not an index")
@@ -112,11 +128,24 @@ class TableSheet(Sheet):
             return "" if value is None else f'<c r="{col}{r}" s="{style}"><v>{value}</v></c>'
         return count
 
+    def _subtotal(self, index: int, kind: str) -> Callable[[Any, str], str]:
+        """A totals cell: the sum of the column's visible rows, saved with its exact value."""
+        col = get_column_letter(index + 1)
+        style = self._style(kind, total=True)
+        formula = f"SUBTOTAL(109,{col}2:{col}{max(self.count, 1) + 1})"
+
+        def total(value: int | None, r: str) -> str:
+            if value is None:
+                return ""
+            saved = format_usd(value, 0) if kind == "usd" else str(value)
+            return f'<c r="{col}{r}" s="{style}"><f>{formula}</f><v>{saved}</v></c>'
+        return total
+
     def sheet_data(self) -> Iterator[bytes]:
         """The ``<sheetData>`` element: header, rows, a blank row and the totals row."""
         head = self._head
-        cells = "".join(f'<c r="{get_column_letter(i + 1)}1" s="{head}" t="inlineStr"><is><t>'
-                        f"{escape(c.header)}</t></is></c>" for i, c in enumerate(self.columns))
+        cells = "".join(f'<c r="{get_column_letter(i + 1)}1" s="{head[i]}" t="inlineStr"><is>'
+                        f"<t>{escape(c.header)}</t></is></c>" for i, c in enumerate(self.columns))
         parts = [f'<sheetData><row r="1">{cells}</row>']
         formatters = self._formatters
         number = 1
@@ -129,6 +158,9 @@ class TableSheet(Sheet):
             if number % CHUNK_ROWS == 0:
                 yield "".join(parts).encode()
                 parts = []
+        if number - 1 != self.count:
+            raise RenderError(f"sheet {self.ws.title!r} got {number - 1} rows, "
+                              f"{self.count} were announced")
         if self.totals is not None:
             r = str(number + 2)
             values = [self.label, *self.totals[1:]]

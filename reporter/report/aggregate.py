@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Engine, case, cast, func, literal, select
-from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from sqlalchemy import BigInteger, Engine, case, literal, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from reporter import periods
 from reporter.periods import Period
+from reporter.report import groups
 from reporter.report.model import (
     DailyPoint,
     DayRow,
@@ -32,47 +32,8 @@ EPOCH = date(1970, 1, 1)
 E = UsageEvent.__table__.c
 
 
-_SUMMED = (E.cost_nanos, E.input_tokens, E.output_tokens, E.cache_read_tokens,
-           E.cache_write_tokens)
-#: the exact sums add the high and the low 32 bits of each value apart
-_HALF = 2**32
-
-
-def _sums() -> list[Any]:
-    """The six sums, cast so that every database hands back Python ints."""
-    return [
-        cast(func.sum(E.cost_nanos), BigInteger), func.count(),
-        *(cast(func.sum(column), BigInteger) for column in _SUMMED[1:]),
-    ]
-
-
-def _overflowed(exc: DBAPIError) -> bool:
-    text = str(exc.orig).lower()
-    return "overflow" in text or "out of range" in text
-
-
-def _grouped(conn: Connection, keys: list[Any], where: list[Any]) -> list[tuple[Any, ...]]:
-    """``(*keys, cost, requests, input, output, cache_read, cache_write)`` per group.
-
-    Sums that outgrow a 64-bit integer (SQLite raises "integer overflow", PostgreSQL
-    "bigint out of range") are summed again exactly, as high and low 32-bit halves.
-    """
-    try:
-        return [tuple(r) for r in
-                conn.execute(select(*keys, *_sums()).where(*where).group_by(*keys))]
-    except (OperationalError, DataError) as exc:
-        if not _overflowed(exc):
-            raise
-        conn.rollback()
-    halves = [cast(func.sum(part), BigInteger) for column in _SUMMED
-              for part in (column // literal(_HALF, BigInteger),
-                           column % literal(_HALF, BigInteger))]
-    n = len(keys)
-    out = []
-    for r in conn.execute(select(*keys, func.count(), *halves).where(*where).group_by(*keys)):
-        sums = [r[n + 1 + 2 * i] * _HALF + r[n + 2 + 2 * i] for i in range(len(_SUMMED))]
-        out.append((*r[:n], sums[0], r[n], *sums[1:]))
-    return out
+#: ``(*keys, cost, requests, input, output, cache_read, cache_write)`` per group, exact
+_grouped = groups.grouped
 
 
 def local_day(period: Period) -> ColumnElement[int]:
@@ -137,44 +98,17 @@ def build(engine: Engine, org_slug: str, period: Period, *, member: str | None =
             select(User.id, User.email, Membership.name)
             .join(Membership, Membership.user_id == User.id)
             .where(Membership.organization_id == org.id)))
-        model_rows = _grouped(conn, [day, E.model, E.user_id], where)
+        # one streamed pass: the (day, model, member) groups are summed, never all held
+        sums = groups.read_sums(conn, day, where)
         project_rows = _grouped(conn, [E.project, E.user_id], where)
 
-    # One pass over the (day, model, member) groups sums each into three accumulators: its
-    # model-day, its member-day and its member-model. They are plain lists [cost, requests,
-    # input, output, cache_read, cache_write], not Metrics: this loop runs once per group,
-    # and Metrics.add_values here made it 2.5 times slower (docs/PERFORMANCE.md, report).
-    model_days: dict[tuple[int, str], list[int]] = {}
-    model_day_members: dict[tuple[int, str], list[MemberUsage]] = {}
-    day_members: dict[tuple[int, int], list[int]] = {}
-    member_models: dict[tuple[int, str], list[int]] = {}
-    for day_number, model, uid, c, r, i, o, cr, cw in model_rows:
-        email, name = people[uid]
-        key = (day_number, model)
-        shares = model_day_members.get(key)
-        if shares is None:
-            shares = model_day_members[key] = []
-        shares.append(MemberUsage(c, r, i, o, cr, cw, email, name))
-        for sums, group in ((model_days, key), (day_members, (day_number, uid)),
-                            (member_models, (uid, model))):
-            acc = sums.get(group)
-            if acc is None:
-                sums[group] = [c, r, i, o, cr, cw]
-            else:
-                acc[0] += c
-                acc[1] += r
-                acc[2] += i
-                acc[3] += o
-                acc[4] += cr
-                acc[5] += cw
-
-    by_model_day = []
-    for (day_number, model), acc in model_days.items():
-        shares = model_day_members[(day_number, model)]
-        shares.sort(key=_member_order)
-        by_model_day.append(ModelDayRow(acc[0], acc[1], acc[2], acc[3], acc[4], acc[5],
-                                        EPOCH + timedelta(days=day_number), model,
-                                        len(shares), shares))
+    # each sum is a list [cost, requests, input, output, cache_read, cache_write] (and, for
+    # a model-day, its number of members): see groups.Sums
+    model_days, day_members = sums.model_days, sums.day_members
+    member_models = sums.member_models
+    by_model_day = [ModelDayRow(acc[0], acc[1], acc[2], acc[3], acc[4], acc[5],
+                                EPOCH + timedelta(days=day_number), model, acc[6])
+                    for (day_number, model), acc in model_days.items()]
 
     days: dict[int, DayRow] = {}
     member_totals: dict[int, MemberRow] = {}
@@ -241,6 +175,8 @@ def build(engine: Engine, org_slug: str, period: Period, *, member: str | None =
         by_member=sorted(member_totals.values(), key=lambda r: _order(r, r.email)),
         by_model=sorted(models.values(), key=lambda r: _order(r, r.model)),
         daily=daily,
+        shares=groups.StoredShares(engine, day, where, people, places=sums.places,
+                                   halves=sums.halves, what=f"organization {org.slug!r}"),
     )
 
 

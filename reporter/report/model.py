@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -70,12 +71,12 @@ class DayRow(Metrics):
 
 @dataclass(slots=True)
 class ModelDayRow(Metrics):
-    """One model on one day: its sums, members and each member's share."""
+    """One model on one day: its sums and members; the members' shares come from
+    ``Report.model_day_members`` (a long period has too many to hold)."""
 
     date: date = date.min
     model: str = ""
     users: int = 0
-    members: list[MemberUsage] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -171,6 +172,30 @@ class ReportKey:
     member: str | None = None
 
 
+class MemberShares:
+    """The members' shares of the By Model & Day rows, held in memory.
+
+    A report built from a database streams them from it instead
+    (``reporter.report.groups.StoredShares``); ``places`` is the decimal places their
+    amounts need.
+    """
+
+    def __init__(self, shares: list[list[MemberUsage]] | None = None) -> None:
+        """``shares``: the members of each By Model & Day row, in the rows' order."""
+        self._shares = shares
+        self.places = money.places_needed(
+            [m.cost_nanos for members in shares or [] for m in members])
+
+    def lists(self, rows: Sequence[ModelDayRow]) -> Iterator[list[MemberUsage]]:
+        """The members of each row of ``rows``, largest cost first, in the rows' order."""
+        if self._shares is None:
+            yield from ([] for _ in rows)
+            return
+        if len(self._shares) != len(rows):
+            raise ValueError(f"{len(self._shares)} lists of shares for {len(rows)} rows")
+        yield from self._shares
+
+
 @dataclass(slots=True)
 class Report:
     """One organization's (or one member's) usage over a period, in every view."""
@@ -187,6 +212,8 @@ class Report:
     by_member: list[MemberRow]
     by_model: list[ModelRow]
     daily: list[DailyPoint]
+    #: the members' shares of each By Model & Day row (see ``model_day_members``)
+    shares: MemberShares = field(default_factory=MemberShares)
     #: the month's budget when one is set and the period lies in one month
     budget: Budget | None = None
 
@@ -204,9 +231,20 @@ class Report:
     def cost_places(self) -> int:
         """Decimal places that show every amount in the report exactly (2 to 9)."""
         values = [row.cost_nanos for row in self.by_day]
-        values += [m.cost_nanos for row in self.by_model_day for m in row.members]
         values += [self.summary.cost_nanos, self.summary.avg_cost_nanos]
-        return money.places_needed(values)
+        return money.places_needed(values, self.shares.places)
+
+    def model_day_members(self) -> Iterator[tuple[ModelDayRow, list[MemberUsage]]]:
+        """Each By Model & Day row with its members' shares, largest cost first, in order.
+
+        A report built from a database does not hold them: each call reads them again, a
+        day at a time, so memory follows one day's groups, not the period's.
+        """
+        return zip(self.by_model_day, self.shares.lists(self.by_model_day), strict=True)
+
+    def materialize(self) -> None:
+        """Hold the members' shares in memory (a small report to pickle or to change)."""
+        self.shares = MemberShares([members for _, members in self.model_day_members()])
 
     @property
     def title(self) -> str:
