@@ -162,8 +162,8 @@ CASES = [
     case("templates-broken", *GEN, "--period", "all", "--format", "html", "--templates",
          "{w}/templates"),
     # huge numbers
-    case("limit-huge", "runs", "--limit", "99999999999999999999",
-         owner="reporter/cli/jobs.py (runs --limit has no bounds)"),
+    case("limit-huge", "runs", "--limit", "99999999999999999999"),
+    case("limit-negative", "runs", "--limit", "-5"),
     case("demo-days-huge", "demo", "--days", "99999999999",
          owner="reporter/cli/data.py (demo --days has no bounds)"),
     case("demo-scale-nan", "demo", "--days", "2", "--scale", "nan",
