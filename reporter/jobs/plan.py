@@ -8,6 +8,7 @@ from sqlalchemy import Engine
 
 from reporter import periods
 from reporter.errors import ConfigError, PeriodError
+from reporter.jobs import alerts
 from reporter.jobs.config import Config
 from reporter.jobs.settings import JobSettings
 from reporter.jobs.units import Unit
@@ -65,6 +66,12 @@ def plan(engine: Engine, config: Config, job_name: str, *, as_of: datetime,
     """
     job = config.job(job_name)
     reference = scheduled_for or as_of
+    if job.kind == "alert":
+        if period is not None or first is not None or last is not None:
+            raise ConfigError(f"job {job.name!r} is an alert job: it has no period "
+                              f"(--period, --from and --to do not apply)")
+        return alerts.units(engine, config, job, _org_slugs(engine, job, orgs), reference,
+                            trigger, scheduled_for)
     name = period if period is not None else (None if first or last else job.period)
     units = []
     for slug in _org_slugs(engine, job, orgs):
@@ -131,6 +138,8 @@ def backfill(engine: Engine, config: Config, job_name: str, *, first: date, last
              orgs: list[str] | None = None) -> list[Unit]:
     """The units of every period of the job's kind inside ``first..last``."""
     job = config.job(job_name)
+    if job.kind == "alert":
+        raise ConfigError(f"job {job.name!r} is an alert job: it has no periods to backfill")
     spans = periods_in(job.period, first, last)
     if not spans:
         raise PeriodError(f"no complete {job.period} period between {first} and {last}")

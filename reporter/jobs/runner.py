@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from reporter import render
 from reporter.deliver import archive, email, smtp
 from reporter.errors import DeliveryError, ReporterError
-from reporter.jobs import ledger, plan
+from reporter.jobs import alertrun, ledger, plan
 from reporter.jobs.config import Config
 from reporter.jobs.settings import JobSettings
 from reporter.jobs.units import HELD, SKIPPED, Executor, Outcome, Unit
@@ -154,6 +154,10 @@ def _deliver(engine: Engine, config: Config, job: JobSettings, unit: Unit, now: 
         files += [f.as_dict() for f in archive.store(config.output, job.name, report, rendered,
                                                     now)]
         timings["store"] = time.monotonic() - clock
+    if job.webhook is not None:
+        still_ours()
+        alertrun.report_webhook(engine, job, unit, report, where if job.store else None,
+                                files, force)
     if job.email is None:
         return "delivered", None
     if not people:
@@ -225,12 +229,16 @@ def execute(engine: Engine, config: Config, unit: Unit, *, now: datetime, force:
     timeout = config.scheduler.unit_timeout_seconds
     try:
         job = config.job(unit.job)
-        period = _period(engine, unit)
-        waiting = not_over(period, now)
-        if waiting is not None:
-            return Outcome(unit, SKIPPED, note=waiting)
-        if dry_run:
-            return _dry_run(engine, config, unit, force, now, period)
+        if job.kind == "alert":  # an alert speaks of its month or day as it stands now
+            if dry_run:
+                return alertrun.dry_run(engine, config, unit, force)
+        else:
+            period = _period(engine, unit)
+            waiting = not_over(period, now)
+            if waiting is not None:
+                return Outcome(unit, SKIPPED, note=waiting)
+            if dry_run:
+                return _dry_run(engine, config, unit, force, now, period)
     except ReporterError as exc:
         return Outcome(unit, "failed", error=str(exc))
     owner = uuid.uuid4().hex
@@ -255,8 +263,12 @@ def execute(engine: Engine, config: Config, unit: Unit, *, now: datetime, force:
     with Heartbeat(engine, unit, owner, clock, max(0.05, timeout / 3)) as beat:
         try:
             note: str | None
-            state, note = _deliver(engine, config, job, unit, now, force, timings, files,
-                                   sent_to, beat.lost)
+            if job.kind == "alert":
+                state, note = alertrun.deliver(engine, config, job, unit, now, force, files,
+                                               sent_to, beat.lost)
+            else:
+                state, note = _deliver(engine, config, job, unit, now, force, timings, files,
+                                       sent_to, beat.lost)
         except ReporterError as exc:
             state, error, note = "failed", str(exc), None
         except Exception as exc:  # a bug in one unit must not stop the others
