@@ -164,10 +164,8 @@ CASES = [
     # huge numbers
     case("limit-huge", "runs", "--limit", "99999999999999999999"),
     case("limit-negative", "runs", "--limit", "-5"),
-    case("demo-days-huge", "demo", "--days", "99999999999",
-         owner="reporter/cli/data.py (demo --days has no bounds)"),
-    case("demo-scale-nan", "demo", "--days", "2", "--scale", "nan",
-         owner="reporter/cli/data.py (demo --scale accepts nan, inf, negatives)"),
+    case("demo-days-huge", "demo", "--days", "99999999999"),
+    case("demo-scale-nan", "demo", "--days", "2", "--scale", "nan"),
     # NUL bytes and newlines in arguments
     case("nul-in-org", "generate", "--org", "ac\x00me", "--period", "all"),
     case("nul-in-config", "runs", "--config", "jobs\x00.yaml"),
@@ -187,8 +185,7 @@ CASES = [
     case("config-python-tag", "run", "weekly", "--config", "{w}/tags.yaml"),
     case("config-python-tag-validate", "validate", "--config", "{w}/tags.yaml",
          kind="listing"),
-    case("config-custom-tag", "validate", "--config", "{w}/custom-tag.yaml", kind="listing",
-         owner="reporter/jobs/config.py (an unknown YAML tag raises ConstructorError)"),
+    case("config-custom-tag", "validate", "--config", "{w}/custom-tag.yaml", kind="listing"),
     case("config-aliases", "validate", "--config", "{w}/laughs.yaml", kind="listing"),
     case("config-binary", "jobs", "--config", "{w}/binary.yaml"),
     case("config-missing-scheduler", "scheduler", "--config", "{w}/missing.yaml"),

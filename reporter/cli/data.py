@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from datetime import date
 from pathlib import Path
@@ -149,9 +150,18 @@ def member_remove(ctx: Context, slug: str, email: str) -> None:
     click.echo(f"{slug}: removed {email}")
 
 
+def _finite(value: float) -> float:
+    """``value``, refusing NaN (which every range check lets through)."""
+    if math.isnan(value):
+        raise click.BadParameter("must be a number from 0.01 to 100, not nan")
+    return value
+
+
 @main.command("demo")
-@click.option("--days", default=120, show_default=True, help="Days of demo usage to load.")
-@click.option("--scale", default=1.0, show_default=True, help="Multiply demo activity.")
+@click.option("--days", default=120, show_default=True, type=click.IntRange(1, 3660),
+              help="Days of demo usage to load (1 to 3660).")
+@click.option("--scale", default=1.0, show_default=True, type=click.FloatRange(0.01, 100),
+              callback=lambda _c, _p, v: _finite(v), help="Multiply demo activity (0.01 to 100).")
 @common
 def demo_command(ctx: Context, days: int, scale: float) -> None:
     """Create the database, load demo data, run every job once, print where the files are."""

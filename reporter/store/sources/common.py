@@ -12,11 +12,9 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 from reporter import money
 from reporter.errors import ReporterError
+from reporter.store import db
 from reporter.store.orgs import SLUG_MAX, is_slug
 
 NANO = Decimal("1e-9")
@@ -166,23 +164,14 @@ def slug_of(name: str) -> str:
 
 
 def masked(url: str) -> str:
-    """The URL with its password hidden, for messages and logs."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<an invalid URL>"
+    """The URL with its password hidden, for messages and logs (whether or not it parses)."""
+    return db.display_url(url)
 
 
 def scrub(message: str, url: str) -> str:
     """The first line of a driver message, with the URL's password taken out of it."""
     first = message.strip().splitlines()[0] if message.strip() else "unknown error"
-    try:
-        password = make_url(url).password
-    except ArgumentError:
-        password = None
-    if password:
-        first = first.replace(str(password), "***")
-    return first
+    return db.scrub(first, url)
 
 
 class Reader:
