@@ -45,7 +45,7 @@ class HookServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 (the http.server API)
+            def do_POST(self) -> None:
                 server.arrived.set()
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 fault = server._next()

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from reporter.deliver import webhook
 from reporter.errors import DeliveryError
+from reporter.jobs import ledger, plan, runner
+from reporter.jobs.config import load
+from reporter.store import orgs as store
+from tests.helpers import load as ingest
+from tests.helpers import row
 from tests.hookserver import HookServer, hook_server
 
 
@@ -84,3 +92,30 @@ def test_nobody_listening_is_a_connection_failure() -> None:
     hook = webhook.Target(url, "TEAM_HOOK", 0.5, 1, 0.01)
     with pytest.raises(DeliveryError, match=r"^webhook \$TEAM_HOOK: connection failed"):
         webhook.post(hook, webhook.payload("x"), sleep=lambda s: None)
+
+
+def test_a_report_job_posts_its_summary_once(sqlite_engine: Engine, tmp_path: Path,
+                                             server: HookServer,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEAM_HOOK", server.url)
+    path = tmp_path / "jobs.yaml"
+    path.write_text("output: out\njobs:\n  weekly:\n    period: previous-week\n"
+                    "    formats: [json]\n    deliver:\n      store: true\n"
+                    "      webhook: {url_env: TEAM_HOOK, retry_backoff_seconds: 0.01}\n")
+    config = load(path)
+    store.set_org(sqlite_engine, "acme", name="Acme Corp", timezone="UTC")
+    ingest(sqlite_engine, [row("e1", "2026-11-17T10:00:00Z", cost="12.5")])
+    now = datetime(2026, 11, 24, 9, tzinfo=UTC)
+    server.script = ["500", "drop"]
+    units = plan.plan(sqlite_engine, config, "weekly", as_of=now)
+    assert [o.state for o in runner.run_units(sqlite_engine, config, units, now=now)] == [
+        "delivered"]
+    assert [o.state for o in runner.run_units(sqlite_engine, config, units, now=now)] == [
+        "already"]
+    assert len(server.posts) == 1
+    text = server.posts[0]["text"]
+    assert text.startswith("Acme Corp AI usage, Nov 16 \u2013 22, 2026 (UTC): $12.50 over 1 "
+                           "request.")
+    stored = tmp_path / "out" / "weekly" / "acme"
+    assert f"Stored in {stored}" in server.posts[0]["blocks"][0]["text"]["text"]
+    assert "secret-token" not in str(ledger.get(sqlite_engine, units[0]))

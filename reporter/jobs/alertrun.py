@@ -131,10 +131,11 @@ def report_summary(report: Report, stored: Path | None) -> dict[str, Any]:
     total = report.summary.cost_nanos
     whose = report.organization.name + (f" ({report.member})" if report.member else "")
     text = (f"{whose} AI usage, {readable.period_text(report.period)}: "
-            f"{headline_usd(total)} over {report.summary.requests:,} requests")
+            f"{headline_usd(total)} over {report.summary.requests:,} "
+            f"request{'' if report.summary.requests == 1 else 's'}")
     before = getattr(getattr(report, "previous", None), "summary", None)
-    if before is not None:
-        text += f", {readable.move_text(total, int(before.cost_nanos))} on the period before"
+    if before is not None and before.cost_nanos:
+        text += f", {readable.move_text(total, int(before.cost_nanos))} from the period before"
     details = [report.budget.text] if report.budget is not None and report.budget.text else []
     if stored is not None:
         details.append(f"Stored in {stored}")
