@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import os
+import random
 import re
 import subprocess
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,7 +21,18 @@ from sqlalchemy import Engine
 from reporter.periods import Period
 from reporter.render import Options, html_report, json_report, render, write
 from reporter.report import aggregate
-from reporter.report.model import Report
+from reporter.report.model import (
+    DailyPoint,
+    DayRow,
+    MemberRow,
+    MemberShares,
+    MemberUsage,
+    ModelDayRow,
+    ModelRow,
+    OrgRef,
+    Report,
+    Summary,
+)
 from reporter.store import orgs as store
 from tests.helpers import small_report
 
@@ -32,9 +47,18 @@ def test_html_is_one_standalone_file(report: Report) -> None:
     assert html.startswith("<!DOCTYPE html>")
     assert "<style>" in html
     assert "<link" not in html
-    assert "<script" not in html.lower()  # neither ours nor the data's
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
-    assert "Content-Security-Policy" in html
+    # two scripts, both ours: the data (never run) and the one that opens rows, which the
+    # Content Security Policy allows by its hash (nothing else runs, nothing is fetched)
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", html, re.S)
+    assert [attrs for attrs, _ in scripts] == [' type="application/json" id="report-data"', ""]
+    assert html.lower().count("<script") == 2  # the data's "<script>" is not a tag
+    digest = base64.b64encode(hashlib.sha256(scripts[1][1].encode()).digest()).decode()
+    [policy] = re.findall(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html)
+    assert policy == ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+                      f"script-src 'sha256-{digest}'")
+    data = json.loads(scripts[0][1])
+    assert [m[0] for m in data["members"]] == [m.email for m in report.by_member]
 
 
 def test_html_shows_the_numbers_of_the_json(report: Report) -> None:
@@ -123,13 +147,20 @@ def test_html_in_headless_chromium(report: Report, browser: Any, tmp_path: Path,
 
     assert page.title() == report.title  # the org's "<script>" is text, not code
     day = page.locator("#by-day tbody.group").first
-    member = day.locator("tr.member", has_text="alice@acme.com")
-    assert member.is_hidden()
+    member = page.locator("#by-day tbody.detail tr.member", has_text="alice@acme.com")
+    assert member.count() == 0  # built when the day is opened
     day.locator("summary").click()
     assert member.is_visible()
-    assert day.locator("tr.member", has_text="bob@acme.com").is_visible()
+    assert page.locator("#by-day tbody.detail tr.member", has_text="bob@acme.com").is_visible()
     assert "$1.250000001" in member.inner_text()
-    assert page.locator("#by-model-day tr.member").first.is_hidden()
+    assert member.locator("td[title]").get_attribute("title").startswith("Input ")
+    day.locator("summary").click()
+    assert member.is_hidden()
+    hostile = page.locator("#by-model-day tbody.group", has_text="<b>model</b>")
+    hostile.locator("summary").click()
+    assert page.locator("#by-model-day tbody.detail .name",
+                        has_text="<img src=x onerror=alert(1)>").is_visible()
+    assert page.locator("img").count() == 0  # a name is text, never markup
     tokens = page.locator("#summary dd[title]")
     assert tokens.get_attribute("title") == "Input 1,003,207 · Output 251,037"
     assert page.locator("svg.chart rect.bar").count() == 7
@@ -164,3 +195,148 @@ def test_a_missing_browser_fails_on_ci_and_is_skipped_elsewhere(ci: str, outcome
     assert result.returncode == (1 if ci else 0)
     if ci:
         assert "the browser 'no-such-browser' is missing on CI" in result.stdout
+
+
+# -- a year of 50 members and 10 models ------------------------------------------------------
+
+YEAR_MODELS = [f"{vendor}/model-{n}" for vendor in ("anthropic", "openai") for n in range(5)]
+
+
+def year_report(members: int = 50, models: int = 10, seed: int = 9) -> Report:
+    """A year's report of ``members`` x ``models`` x 365 days, nearly every group used once or
+    more (about 170,000 groups for 50 x 10), with realistic amounts, built without a
+    database: the render is what is measured here."""
+    rng = random.Random(seed)
+    first = date(2025, 1, 1)
+    period = Period("custom", first, date(2025, 12, 31), "UTC")
+    people = [(f"user{n:04d}@bench.example", f"User {n}" if n % 3 else None)
+              for n in range(members)]
+    names = YEAR_MODELS[:models]
+    by_day, by_model_day, shares = [], [], []
+    member_totals: dict[str, MemberRow] = {}
+    model_totals: dict[str, ModelRow] = {}
+    summary = Summary()
+    for offset in range(365):
+        day = DayRow(date=first + timedelta(days=offset))
+        day_members: dict[str, MemberUsage] = {}
+        rows = []
+        for model in names:
+            row = ModelDayRow(date=day.date, model=model)
+            share = []
+            for email, name in people:
+                if rng.random() < 0.07:
+                    continue
+                requests = rng.randint(1, 6)
+                inp, out = int(rng.lognormvariate(9, 1)), int(rng.lognormvariate(7.5, 1))
+                cost = inp * 3000 + out * 15000 + rng.randint(0, 999)
+                usage = MemberUsage(cost, requests, inp, out, 0, 0, email, name)
+                share.append(usage)
+                row.add(usage)
+                mine = day_members.setdefault(email, MemberUsage(email=email, name=name))
+                mine.add(usage)
+                totals = member_totals.setdefault(email, MemberRow(email=email, name=name))
+                totals.add(usage)
+                model_totals.setdefault(model, ModelRow(model=model)).add(usage)
+            share.sort(key=lambda m: (-m.cost_nanos, m.email))
+            row.users = len(share)
+            rows.append((row, share))
+        rows.sort(key=lambda pair: (-pair[0].cost_nanos, pair[0].model))
+        by_model_day += [row for row, _ in rows]
+        shares += [share for _, share in rows]
+        day.members = sorted(day_members.values(), key=lambda m: (-m.cost_nanos, m.email))
+        for member in day.members:
+            day.add(member)
+            member_totals[member.email].active_days += 1
+        day.users = len(day.members)
+        summary.add(day)
+        by_day.append(day)
+    summary.active_users = len(member_totals)
+    for row in model_totals.values():
+        row.users = members
+    return Report(
+        organization=OrgRef("bench", "Bench Org", "UTC"), period=period, member=None,
+        member_name=None, generated_at=datetime(2026, 1, 1, tzinfo=UTC), summary=summary,
+        by_day=by_day, by_model_day=by_model_day, by_project=[],
+        by_member=sorted(member_totals.values(), key=lambda r: (-r.cost_nanos, r.email)),
+        by_model=sorted(model_totals.values(), key=lambda r: (-r.cost_nanos, r.model)),
+        daily=[DailyPoint(d.date, d.cost_nanos, d.requests, d.tokens) for d in by_day],
+        shares=MemberShares(shares))
+
+
+def _figures(cells: list[str]) -> tuple[Decimal, int, int]:
+    """Cost, requests and tokens as a row of the page shows them."""
+    cost, requests, tokens = cells
+    return (Decimal(cost.lstrip("$").replace(",", "")), int(requests.replace(",", "")),
+            int(tokens.replace(",", "")))
+
+
+def _expected(row: dict[str, Any]) -> tuple[Decimal, int, int]:
+    return Decimal(row["cost_usd"]), row["requests"], row["tokens"]
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_a_year_opens_under_5_mb_with_every_row_a_click_away(browser: Any, tmp_path: Path,
+                                                             artifacts: Path) -> None:
+    report = year_report()
+    groups = sum(row.users for row in report.by_model_day)
+    assert groups > 160_000
+    data = json_report.to_dict(report)
+    [path] = write(report, ["html"], tmp_path)
+    size = path.stat().st_size
+    assert size < 5_000_000, f"{size:,} bytes"
+
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(
+        "file:") else route.abort())
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    page.goto(path.as_uri())
+    page.wait_for_load_state("load")
+    # the year's By Day shows its twelve months, each one click from its days
+    months = page.locator("#by-day tbody.group")
+    assert months.count() == 12
+    march = page.locator("#by-day tbody.group", has_text="2025-03-01 to 2025-03-31")
+    march.locator("summary").click()
+    days = page.locator("#by-day tbody.detail tr.day")
+    expected = [d for d in data["by_day"] if d["date"].startswith("2025-03")]
+    assert days.count() == len(expected) == 31
+    for shown, want in zip(days.all(), expected, strict=True):
+        cells = shown.locator("th, td").all_inner_texts()
+        assert cells[0] == want["date"]
+        assert _figures(cells[1:4]) == _expected(want)
+        assert int(cells[4]) == want["users"]
+    # a day opens on its members, as the JSON lists them
+    day = days.filter(has_text="2025-03-15")
+    day.locator("summary").click()
+    want = next(d for d in data["by_day"] if d["date"] == "2025-03-15")
+    members = page.locator("#by-day tbody.detail tr.member.deep")
+    assert members.count() == len(want["members"]) > 40
+    for shown, member in zip(members.all(), want["members"], strict=True):
+        cells = shown.locator("th, td").all_inner_texts()
+        assert cells[0].split(" ")[0] == member["email"]
+        assert _figures(cells[1:4]) == _expected(member)
+
+    # By Model & Day: a model's month opens on its days, a day on its members
+    model = report.by_model[0].model
+    line = page.locator(f'#by-model-day tbody.group[data-model="{model}"]'
+                        '[data-first="2025-07-01"]')
+    line.locator("summary").click()
+    rows = page.locator("#by-model-day tbody.detail tr.day")
+    expected = [r for r in data["by_model_day"]
+                if r["model"] == model and r["date"].startswith("2025-07")]
+    assert rows.count() == len(expected) == 31
+    for shown, want in zip(rows.all(), expected, strict=True):
+        cells = shown.locator("th, td").all_inner_texts()
+        assert cells[:2] == [want["date"], model]
+        assert _figures(cells[2:5]) == _expected(want)
+    rows.filter(has_text="2025-07-04").locator("summary").click()
+    want = next(r for r in expected if r["date"] == "2025-07-04")
+    members = page.locator("#by-model-day tbody.detail tr.member.deep")
+    assert members.count() == len(want["members"])
+    assert [_figures(m.locator("td").all_inner_texts()[:3]) for m in members.all()] == [
+        _expected(m) for m in want["members"]]
+    page.screenshot(path=str(artifacts / "report-html-year.png"))
+    context.close()
+    assert problems == []
