@@ -4,6 +4,7 @@ nano-dollar to a hundred million dollars, and how its tables break across pages.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -16,10 +17,12 @@ from sqlalchemy import Engine
 
 from reporter import money
 from reporter.periods import Period
-from reporter.render import pdf_report
+from reporter.render import pdf_report, rollup
 from reporter.report import aggregate
 from reporter.report.model import Report
+from reporter.store import demo
 from reporter.store import orgs as store
+from reporter.store.ingest import ingest_rows
 from tests.helpers import load, row
 
 FIRST = date(2026, 11, 16)
@@ -140,3 +143,67 @@ def test_cards_and_tables_never_print_on_top_of_each_other(sqlite_engine: Engine
             assert {"Total", "Spent", "Active", "Users"} <= {b.text for b in inside}
             for box in inside:  # every label and value stays inside its card's border
                 assert any(box.inside(card) for card in cards), (box.text, total)
+
+
+def synthetic_report(engine: Engine, *, days: int, members: int, events: int) -> Report:
+    store.set_org(engine, "bench", name="Bench Org", timezone="America/New_York")
+    first = date(2026, 1, 5)
+    rows = demo.synthetic_events(events, first, days, org="bench", members=members, seed=3)
+    ingest_rows(engine, enumerate(rows, start=1), "synthetic")
+    period = Period("custom", first, first + timedelta(days=days - 1), "America/New_York")
+    return aggregate.build(engine, "bench", period, now=datetime(2026, 2, 1, tzinfo=UTC))
+
+
+def body_lines(page: Any) -> list[str]:
+    """The page's lines of text between its running header and its footer."""
+    return [line["text"] for line in page.extract_text_lines()
+            if line["top"] > 50 and line["bottom"] < page.height - 45]
+
+
+TABLE_HEADER = re.compile(r"^(Date|Dates|Week|Project|Email)\b.*\bCost\b")
+
+
+#: sizes whose pages opened with a Total row (5, 40) or in the middle of a day's members
+@pytest.mark.parametrize(("members", "events"), [(5, 40), (3, 40), (12, 300)])
+def test_pages_keep_groups_and_totals_with_their_rows(sqlite_engine: Engine, members: int,
+                                                      events: int) -> None:
+    report = synthetic_report(sqlite_engine, days=7, members=members, events=events)
+    data = pdf_report.render(report)
+    for number, page in enumerate(pages(data), start=1):
+        lines = [line for line in body_lines(page) if not TABLE_HEADER.match(line)]
+        if number == 1 or not lines:
+            continue
+        first = lines[0]
+        assert not first.startswith("Total"), f"page {number} opens with a Total row"
+        # a member's row (an email, or "N other members") belongs with its day above it
+        assert "@" not in first.split(" ")[0], f"page {number} opens mid-group: {first}"
+        assert not re.match(r"\d+ other members", first), f"page {number}: {first}"
+
+
+def test_page_one_names_organization_period_and_timezone_once(sqlite_engine: Engine) -> None:
+    report = synthetic_report(sqlite_engine, days=7, members=5, events=40)
+    data = pdf_report.render(report)
+    with pdfplumber.open(io.BytesIO(data)) as pdf:
+        texts = [" ".join(page.extract_text().split()) for page in pdf.pages]
+    title = " ".join(report.title.split())
+    assert len(texts) >= 2
+    first = texts[0]
+    assert first.count("Bench Org") == 1, first[:400]
+    assert first.count(title) == 1
+    assert first.count("America/New_York") <= 1
+    assert first.count("2026-01-05") == 0 or first.count(title) == 1
+    for number, text in enumerate(texts[1:], start=2):  # later pages: the title in the header
+        assert text.startswith(title), number
+        assert f"Page {number} of {len(texts)}" in text
+    view = rollup.build(report, pdf_report.LIMITS)  # sections named for what their rows hold
+    assert (view.day_title, view.model_title) == ("By Day", "By Model & Day")
+    assert all(title in " ".join(texts) for title in ("By Day", "By Model & Day"))
+
+
+@pytest.mark.parametrize(("bucket", "titles"), [
+    ("day", ("By Day", "By Model & Day")), ("week", ("By Week", "By Model & Week")),
+    ("month", ("By Month", "By Model & Month")), ("period", ("Whole Period", "By Model"))])
+def test_sections_are_named_for_what_their_rows_hold(bucket: str,
+                                                     titles: tuple[str, str]) -> None:
+    assert (rollup.section_title("By Day", bucket),
+            rollup.section_title("By Model & Day", bucket)) == titles

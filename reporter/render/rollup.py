@@ -92,6 +92,23 @@ class View:
     notes: list[str]
     cost_places: int
 
+    @property
+    def day_title(self) -> str:
+        """By Day's heading, named for what its rows hold: By Week, By Month..."""
+        return section_title("By Day", self.day_bucket)
+
+    @property
+    def model_title(self) -> str:
+        """By Model & Day's heading: By Model & Week..., or By Model for the whole period."""
+        return section_title("By Model & Day", self.model_bucket)
+
+
+def section_title(table: str, bucket: str) -> str:
+    """``table`` ("By Day", "By Model & Day") named for rows of ``bucket``."""
+    if bucket == "period":
+        return "Whole Period" if table == "By Day" else "By Model"
+    return table.replace("Day", bucket.capitalize())
+
 
 def _start(day: date, bucket: str, period: Period) -> date:
     if bucket == "week":
@@ -244,7 +261,7 @@ def build(report: Report, limits: Limits | None = None, *,
             tables.append((bucket, [line for line, _ in lines]))
             continue
         if bucket != "day":
-            notes.append(f"{what} sums days into {BUCKETS[bucket][1]}.")
+            notes.append(f"{section_title(what, bucket)} sums days into {BUCKETS[bucket][1]}.")
         out: list[Line] = []
         cut = False
         for line, members in lines:
@@ -252,7 +269,8 @@ def build(report: Report, limits: Limits | None = None, *,
             cut = cut or line.others is not None
             out.append(line)
         if cut:
-            notes.append(f"{what} lists the top {keep} members of each row and sums the rest.")
+            notes.append(f"{section_title(what, bucket)} lists the top {keep} members of each"
+                         " row and sums the rest.")
         tables.append((bucket, out))
     if any(bucket != "day" for bucket, _ in tables):
         notes.append("The chart shows every day.")
