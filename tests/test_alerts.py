@@ -67,8 +67,8 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[HookServer]:
 
 
 def day_rows(day: date) -> list[dict[str, Any]]:
-    """Alice spends $30 a day on the project, Bob $70 elsewhere; on the 20th Bob $370."""
-    bob = "370" if day.day == 20 else "70"
+    """Alice spends $30 a day on the project, Bob $70 elsewhere; on Nov 20 Bob $370."""
+    bob = "370" if (day.month, day.day) == (11, 20) else "70"
     noon = f"{day.isoformat()}T12:00:00-05:00"
     return [row(f"a{day}", noon, email="alice@acme.com", cost="30", project="example-repo"),
             row(f"b{day}", noon, email="bob@acme.com", cost=bob, model="openai/gpt-5")]
@@ -115,23 +115,30 @@ def test_a_month_of_hourly_alerts_delivers_each_once(sqlite_engine: Engine, tmp_
                     for outcome in batch.outcomes:
                         assert outcome.state in ("delivered", "already"), outcome
                         if outcome.state == "delivered":
-                            delivered.setdefault(outcome.unit.audience, []).append(day)
+                            unit = outcome.unit
+                            key = f"{unit.audience} {unit.first:%b}"
+                            delivered.setdefault(key, []).append(day)
+    # on the 1st the scheduler reads October once more: thresholds its last days crossed
+    october = dict.fromkeys(["alert:org:50 Oct", "alert:member:bob@acme.com:50 Oct",
+                             "alert:member:bob@acme.com:80 Oct",
+                             "alert:project:example-repo:50 Oct"], [date(2026, 11, 1)])
     assert delivered == {
-        "alert:member:bob@acme.com:50": [date(2026, 11, 11)],
-        "alert:project:example-repo:50": [date(2026, 11, 17)],
-        "alert:member:bob@acme.com:80": [date(2026, 11, 18)],
-        "alert:member:bob@acme.com:100": [date(2026, 11, 20)],
-        "alert:org:50": [date(2026, 11, 15)],
-        "alert:org:80": [date(2026, 11, 21)],
-        "alert:org:spike": [date(2026, 11, 21)],
-        "alert:org:100": [date(2026, 11, 27)],
-        "alert:project:example-repo:80": [date(2026, 11, 27)],
+        **october,
+        "alert:member:bob@acme.com:50 Nov": [date(2026, 11, 11)],
+        "alert:project:example-repo:50 Nov": [date(2026, 11, 17)],
+        "alert:member:bob@acme.com:80 Nov": [date(2026, 11, 18)],
+        "alert:member:bob@acme.com:100 Nov": [date(2026, 11, 20)],
+        "alert:org:50 Nov": [date(2026, 11, 15)],
+        "alert:org:80 Nov": [date(2026, 11, 21)],
+        "alert:org:spike Nov": [date(2026, 11, 21)],
+        "alert:org:100 Nov": [date(2026, 11, 27)],
+        "alert:project:example-repo:80 Nov": [date(2026, 11, 27)],
     }
     outbox = sorted((tmp_path / "out" / "outbox").glob("*.eml"))
-    assert len(outbox) == 9
-    assert len(server.posts) == 9
+    assert len(outbox) == 13
+    assert len(server.posts) == 13
     texts = [p["text"] for p in server.posts]
-    assert len(set(texts)) == 9
+    assert len(set(texts)) == 13 - 1  # bob's 50% and 80% of October say the same
     assert ("Acme Corp has spent $1,500.00 of its $3,000.00 November budget (50%) with 15 "
             "days to go; at this pace the month ends near $3,000.") in texts
     spike = next(t for t in texts if "times the usual" in t)
@@ -148,10 +155,10 @@ def test_a_month_of_hourly_alerts_delivers_each_once(sqlite_engine: Engine, tmp_
         units = plan.plan(sqlite_engine, config, job, as_of=end)
         assert {o.state for o in runner.run_units(sqlite_engine, config, units, now=end)} <= {
             "already"}
-    assert len(server.posts) == 9
-    assert len(list((tmp_path / "out" / "outbox").glob("*.eml"))) == 9
+    assert len(server.posts) == 13
+    assert len(list((tmp_path / "out" / "outbox").glob("*.eml"))) == 13
     rows = ledger.history(sqlite_engine, job="budget-alerts")
-    assert len(rows) == 8
+    assert len(rows) == 12
     assert {r.state for r in rows} == {"delivered"}
     assert {r.deliveries for r in rows} == {1}
 
@@ -194,9 +201,12 @@ def test_conditions(engine: Engine, tmp_path: Path, server: HookServer) -> None:
     found = alerts.evaluate(engine, config, job, "acme", local(date(2026, 11, 30), 12))
     org100 = next(a for a in found if a.audience == "alert:org:100")
     assert org100.summary == ("Acme Corp has spent $3,300.00 of its $3,000.00 November budget "
-                              "(110%) with the month ending today, already $300.00 over "
-                              "budget.")
+                              "(110%) by the month's end, $300.00 over budget.")
     assert (org100.first, org100.last) == (date(2026, 11, 1), date(2026, 11, 30))
+    # on the 1st, the month just ended is read once more: its last hours count
+    december = alerts.evaluate(engine, config, job, "acme", local(date(2026, 12, 1), 0))
+    assert "alert:org:100" in [a.audience for a in december]
+    assert {(a.first, a.last) for a in december} == {(date(2026, 11, 1), date(2026, 11, 30))}
     # the forecast is read through the last complete day
     forecast = config.job("budget-alerts").__class__(
         **{**job.__dict__, "alert": job.alert.__class__(when="budget", thresholds=(100,),

@@ -95,21 +95,21 @@ def _budget_sentence(subject: _Subject, made: Budget, on: str) -> str:
     month = made.month.strftime("%B")
     left = made.days_in_month - made.days_elapsed
     spent, monthly = budget.usd(made.spent_nanos), budget.usd(made.monthly_nanos)
-    to_go = (f"{left} day{'s' if left != 1 else ''} to go" if left else
-             "the month ending today")
+    to_go = f"{left} day{'s' if left != 1 else ''} to go" if left else "by the month's end"
     if on == "forecast":
         share = (Decimal(made.forecast_nanos) * 100 / Decimal(made.monthly_nanos)).quantize(
             Decimal(1))
         return (f"At this pace {subject.label} ends {month} near "
                 f"{budget.near(made.forecast_nanos)}, {share}% of {subject.their} {monthly} "
-                f"budget; {spent} spent so far with {to_go}.")
+                f"budget; " + (f"{spent} spent so far with {to_go}." if left else
+                               f"{spent} spent in the month."))
     text = (f"{subject.label} has spent {spent} of {subject.their} {monthly} {month} budget "
-            f"({_percent(made.percent)}) with {to_go}")
+            f"({_percent(made.percent)}){' with' if left else ''} {to_go}")
     if left:
         text += f"; at this pace the month ends near {budget.near(made.forecast_nanos)}"
     over = made.spent_nanos - made.monthly_nanos
     if over > 0:
-        text += f", already {budget.usd(over)} over budget"
+        text += f", {'already ' if left else ''}{budget.usd(over)} over budget"
     return text + "."
 
 
@@ -153,15 +153,15 @@ def _budget_alerts(engine: Engine, config: Config, job: JobSettings, org: store.
                    today: date, only: str | None, told: bool) -> list[Alert]:
     assert job.alert is not None
     on = job.alert.on
-    # the forecast divides by whole days: it is read through the last complete day
-    last = today - timedelta(days=1) if on == "forecast" else today
-    first, month_last = budget.month_of(today)
-    if last < first:
-        return []
+    # the forecast divides by whole days: it is read through the last complete day; on the
+    # 1st, the month just ended is read once more (spend of its last hours)
+    days = [today - timedelta(days=1)] if on == "forecast" else [today]
+    if on == "actual" and today.day == 1:
+        days.insert(0, today - timedelta(days=1))
+    subjects = [s for s in _subjects(engine, config, org) if only in (None, s.key)]
     out = []
-    for subject in _subjects(engine, config, org):
-        if only is not None and subject.key != only:
-            continue
+    for last, subject in ((d, s) for d in days for s in subjects):
+        first, month_last = budget.month_of(last)
         made = budget.block(subject.monthly, _spent(engine, org, subject, first, last), last)
         value = made.forecast_nanos if on == "forecast" else made.spent_nanos
         reached = [t for t in job.alert.thresholds if value * 100 >= t * subject.monthly]
@@ -245,8 +245,7 @@ def for_unit(engine: Engine, config: Config, job: JobSettings, unit: Unit,
     a unit run late speaks of its own month (through its last day at most)."""
     subject = unit.audience.removeprefix("alert:").rsplit(":", 1)[0]
     org = store.get_org(engine, unit.organization)
-    today = min(local_today(reference, org.timezone),
-                unit.last + timedelta(days=1) if unit.first == unit.last else unit.last)
+    today = min(local_today(reference, org.timezone), unit.last + timedelta(days=1))
     moment = periods.local_midnight(today, periods.zone(org.timezone))
     found = evaluate(engine, config, job, unit.organization, moment + timedelta(hours=12),
                      only=subject)
