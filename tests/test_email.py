@@ -92,7 +92,8 @@ def test_html_body_for_mail_clients(delivered: tuple[EmailMessage, Path]) -> Non
     related = [p for p in message.walk() if p.get_content_type() == "image/png"]
     assert [p["Content-ID"] for p in related] == [f"<{cid}>"]
     image = Image.open(io.BytesIO(related[0].get_content()))
-    assert image.size == (600, 220)
+    assert image.size == (1200, 440)  # twice the size it is shown at: sharp on any screen
+    assert re.search(r'<img[^>]*width="600"[^>]*height="220"', html)
 
 
 def test_attachments_open_and_the_big_one_is_named(
@@ -170,7 +171,8 @@ def test_email_screenshot(delivered: tuple[EmailMessage, Path], browser: Any,
         page.set_content(html)
         assert page.locator("h1").inner_text() == "Acme Corp"
         width = page.evaluate("document.querySelector('img.chart').naturalWidth")
-        assert width == 600
+        assert width == 1200
+        assert page.evaluate("document.querySelector('img.chart').width") <= 600
         page.screenshot(path=str(artifacts / "email-team-report.png"), full_page=True)
     finally:
         page.close()

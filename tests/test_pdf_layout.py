@@ -183,21 +183,20 @@ def test_pages_keep_groups_and_totals_with_their_rows(sqlite_engine: Engine, mem
 def test_page_one_names_organization_period_and_timezone_once(sqlite_engine: Engine) -> None:
     report = synthetic_report(sqlite_engine, days=7, members=5, events=40)
     data = pdf_report.render(report)
-    with pdfplumber.open(io.BytesIO(data)) as pdf:
-        texts = [" ".join(page.extract_text().split()) for page in pdf.pages]
-    title = " ".join(report.title.split())
+    with pdfplumber.open(io.BytesIO(data)) as pdf:  # compared without spaces: titles wrap
+        texts = ["".join(page.extract_text().split()) for page in pdf.pages]
+    title = "".join(report.title.split())
     assert len(texts) >= 2
     first = texts[0]
-    assert first.count("Bench Org") == 1, first[:400]
+    assert first.count("BenchOrg") == 1, first[:400]
     assert first.count(title) == 1
     assert first.count("America/New_York") <= 1
-    assert first.count("2026-01-05") == 0 or first.count(title) == 1
     for number, text in enumerate(texts[1:], start=2):  # later pages: the title in the header
         assert text.startswith(title), number
-        assert f"Page {number} of {len(texts)}" in text
+        assert f"Page{number}of{len(texts)}" in text
     view = rollup.build(report, pdf_report.LIMITS)  # sections named for what their rows hold
     assert (view.day_title, view.model_title) == ("By Day", "By Model & Day")
-    assert all(title in " ".join(texts) for title in ("By Day", "By Model & Day"))
+    assert all(title in "".join(texts) for title in ("ByDay", "ByModel&Day"))
 
 
 @pytest.mark.parametrize(("bucket", "titles"), [

@@ -15,7 +15,7 @@ WIDTH, HEIGHT = 600, 220
 #: pixels drawn per CSS pixel
 SCALE = 2
 RIGHT, TOP, BOTTOM = 12, 12, 30
-FONT = 11
+FONT = 14
 BAR = (47, 98, 201)
 GRID = (217, 222, 231)
 TEXT = (71, 85, 105)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -39,6 +40,19 @@ def human_size(count: int) -> str:
     if count < 1_000_000:
         return f"{count / 1000:.1f} kB"
     return f"{count / 1_000_000:.1f} MB"
+
+
+#: the most an HTML body may weigh: Gmail clips a message body above 102 kB
+HTML_BUDGET = 102_000
+
+
+def list_id(job: str, organization: str, domain: str) -> str:
+    """``<job.org.reports.domain>`` (RFC 2919): one list per job and organization, so a
+    reader's filters can tell the weekly admin report from the monthly finance one."""
+    labels = [re.sub(r"[^a-z0-9-]+", "-", part.lower()).strip("-") or "x"
+              for part in (job, organization)]
+    host = re.sub(r"[^a-z0-9.-]+", "-", domain.lower()).strip(".-") or "localhost"
+    return f"<{labels[0][:63]}.{labels[1][:63]}.reports.{host}>"
 
 
 def _domain(sender: str) -> str:
@@ -105,6 +119,13 @@ def build(report: Report, *, job: str, subject: str, sender: str, recipients: li
     msg["To"] = ", ".join(recipients)
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = make_msgid("report", domain=domain)
+    # sent by a program, not a person: no out-of-office replies, and one list to filter on
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg["List-Id"] = list_id(job, report.organization.slug, domain)
+    if len(html.encode()) > HTML_BUDGET:
+        log.warning("%s: the HTML body of %s is %d bytes; Gmail clips bodies over %d",
+                    job, report.title, len(html.encode()), HTML_BUDGET)
     msg.set_content(text)
     msg.add_alternative(html, subtype="html")
     html_part = list(msg.iter_parts())[1]
