@@ -21,6 +21,7 @@ from reporter.jobs.config import Config, load
 from reporter.service import executors
 from reporter.service.scheduler import Service
 from reporter.store import orgs as store
+from tests.delivery_support import Mailbox, smtp_section, smtp_server
 from tests.helpers import load as ingest
 from tests.helpers import row
 from tests.hookserver import HookServer, hook_server
@@ -258,3 +259,31 @@ def test_reporter_run_alert_job_once(sqlite_engine: Engine, tmp_path: Path,
         "--from and --to do not apply)"]
     runs = CliRunner().invoke(main, [*options, "runs"])
     assert "alert:org:50" in runs.output
+
+
+def test_alert_by_smtp_to_a_list_and_only_the_missing_channel_is_retried(
+        sqlite_engine: Engine, tmp_path: Path, server: HookServer) -> None:
+    mailbox = Mailbox(faults=["554 no thanks"])
+    with smtp_server(mailbox) as port:
+        path = tmp_path / "jobs.yaml"
+        path.write_text(smtp_section(port) + JOBS.replace(
+            "    audience: admins\n", "    audience: [finance@example.com]\n"))
+        config = load(path)
+        setup_org(sqlite_engine)
+        for day in range(1, 16):
+            ingest(sqlite_engine, day_rows(date(2026, 11, day)))
+        now = local(date(2026, 11, 15), 9)
+        units = [u for u in plan.plan(sqlite_engine, config, "budget-alerts", as_of=now)
+                 if u.audience == "alert:org:50"]
+        failed = runner.run_units(sqlite_engine, config, units, now=now)
+        assert [o.state for o in failed] == ["failed"]
+        assert len(server.posts) == 1  # the webhook went through; the email did not
+        assert mailbox.received == []
+        again = runner.run_units(sqlite_engine, config, units, now=now + timedelta(hours=1))
+        assert [o.state for o in again] == ["delivered"]
+        assert len(server.posts) == 1
+        assert mailbox.counts() == {"finance@example.com": 1}
+        message = mailbox.to("finance@example.com")[0]
+        assert message["Subject"] == server.posts[0]["text"]
+        assert message["Subject"].startswith("Acme Corp has spent $1,500.00 of its $3,000.00 "
+                                             "November budget (50%) with 15 days to go")
