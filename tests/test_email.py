@@ -49,7 +49,7 @@ def delivered(tmp_path_factory: pytest.TempPathFactory,
     seed(engine)
     mailbox = Mailbox()
     with smtp_server(mailbox) as port:
-        cfg = write_config(folder, smtp_section(port) + JOB.format(limit=20_000))
+        cfg = write_config(folder, smtp_section(port) + JOB.format(limit=24_000))
         units = plan.plan(engine, cfg, "weekly", as_of=NOW)
         [outcome] = runner.run_units(engine, cfg, units, now=NOW)
     engine.dispose()
@@ -66,11 +66,13 @@ def test_structure_and_headers(delivered: tuple[EmailMessage, Path]) -> None:
     assert alternative.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in alternative.iter_parts()] == [
         "text/plain", "multipart/related"]
-    assert message["Subject"] == "Acme Corp AI usage, 2026-01-05 to 2026-01-11 (America/New_York)"
+    assert message["Subject"] == "Acme Corp AI usage, Jan 5 – 11, 2026 (New York time)"
     assert message["To"] == "finance@acme.com, cfo@acme.com"
     assert message["From"] == "Usage Reports <reports@example.com>"
     text = message.get_body(("plain",)).get_content()
-    assert "Total Spent:          $4.500000001" in text
+    assert text.splitlines()[0] == ("Spend was $4.50; nothing was spent on Dec 29, 2025 – "
+                                    "Jan 4, 2026; Carol Chen +$2.50 on claude-sonnet-4.")
+    assert "Total Spent:          $4.50, new" in text  # rounded for people
     assert "Carol Chen <carol@acme.com>: $2.500000000, 1 requests" in text
 
 
@@ -84,7 +86,8 @@ def test_html_body_for_mail_clients(delivered: tuple[EmailMessage, Path]) -> Non
     assert "<svg" not in lowered
     assert "<style" not in lowered  # inlined
     assert 'style="' in html
-    assert "$4.500000001" in html  # headline numbers
+    assert "$4.50" in html  # headline numbers, rounded for people
+    assert "$2.500000000" in html  # tables keep every decimal
     assert "anthropic/claude-sonnet-4" in html  # top models
     assert "Carol Chen" in html  # top members
     # the chart is a PNG in the same multipart/related, referenced by Content-ID
@@ -110,7 +113,7 @@ def test_attachments_open_and_the_big_one_is_named(
     assert "Acme Corp" in files[f"{stem}.html"]
     text = " ".join(message.get_body(("plain",)).get_content().split())
     assert f"Attached: {stem}.xlsx (" in text
-    # the PDF is over this test's 20 kB limit: left out, and the message says where it is
+    # the PDF is over this test's 24 kB limit: left out, and the message says where it is
     stored = output / "weekly" / "acme" / "2026-01-05_2026-01-11" / f"{stem}.pdf"
     assert re.search(rf"{stem}\.pdf \([0-9.]+ kB\) is larger than the attachment limit and "
                      rf"was left out; the stored copy is at {re.escape(str(stored))}", text)

@@ -12,6 +12,7 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import Engine
 
+from reporter import money
 from reporter.periods import Period
 from reporter.render import Options, json_report, pdf_report, render, rollup
 from reporter.report import aggregate
@@ -49,7 +50,8 @@ def test_pdf_text_shows_the_numbers_of_the_json(sqlite_engine: Engine) -> None:
     data = json_report.to_dict(report)
     shown = amounts(text)
     assert Decimal(data["summary"]["total_cost_usd"]) in shown
-    assert Decimal(data["summary"]["avg_cost_per_request_usd"]) in shown
+    # the card rounds the average for people; the tables keep every decimal
+    assert money.headline_usd(money.parse_usd(data["summary"]["avg_cost_per_request_usd"])) in text
     for day in data["by_day"]:
         assert Decimal(day["cost_usd"]) in shown
         assert day["date"] in text
@@ -79,11 +81,11 @@ def test_pdf_pages_carry_header_footer_and_repeated_table_headers(sqlite_engine:
         # the title names the organization, the period and its timezone: once on page 1,
         # in the running header of every later page
         assert " ".join(text.split()).count(report.title) == 1
-    # By Day (seven days with their members) runs onto page 2, and its header row with it
+    # By Day (seven days with their members) runs onto the next page, its header row with it
     header = re.compile(r"Date\s*Cost\s*Requests\s*Tokens\s*Users")
-    assert header.search(pages[0])
-    assert header.search(pages[1])
-    assert "2026-01-07" in pages[1]
+    spans = [n for n, text in enumerate(pages) if header.search(text)]
+    assert len(spans) >= 2
+    assert spans[1] == spans[0] + 1
 
 
 @pytest.mark.slow

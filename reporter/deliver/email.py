@@ -17,6 +17,7 @@ import css_inline
 from reporter.deliver.chart_png import daily_cost_png
 from reporter.deliver.subject import context, render_subject
 from reporter.render.templating import environment
+from reporter.report import compare, readable
 from reporter.report.model import Report
 
 log = logging.getLogger(__name__)
@@ -72,12 +73,17 @@ def body_context(report: Report, job: str, sent: list[Attachment],
                  omitted: list[Attachment], chart_cid: str) -> dict[str, Any]:
     """What the email templates get: the report's context, the chart, what is attached and
     what was left out."""
-    personal = report.member is not None
+    personal = report.personal
+    before = report.previous
     return {
         **context(report, job),
         "title": report.title,
         "budget": report.budget,
         "heading": "Your AI usage" if personal else "Team AI usage",
+        "sentence": compare.sentence(report),
+        "personal": personal,
+        "previous": before,
+        "compared": readable.span(before.period.first, before.period.last) if before else None,
         "summary": report.summary,
         "places": report.cost_places,
         "top_models": report.by_model[:TOP],
@@ -87,7 +93,7 @@ def body_context(report: Report, job: str, sent: list[Attachment],
         "attached_line": _attached_line(sent),
         "omitted": [{"name": a.name, "size": human_size(len(a.data)),
                      "stored": str(a.stored) if a.stored else None} for a in omitted],
-        "generated": report.generated_at.strftime("%Y-%m-%d %H:%M UTC"),
+        "generated": readable.moment_text(report.generated_at, report.period.timezone),
     }
 
 

@@ -8,7 +8,8 @@ from io import BytesIO
 from typing import Any
 
 from reporter.money import format_usd
-from reporter.report.model import Metrics, Report
+from reporter.report import readable
+from reporter.report.model import Change, Changes, Metrics, Previous, Report, Summary
 
 
 def _metrics(m: Metrics) -> dict[str, Any]:
@@ -21,6 +22,68 @@ def _metrics(m: Metrics) -> dict[str, Any]:
         "cache_read_tokens": m.cache_read_tokens,
         "cache_write_tokens": m.cache_write_tokens,
     }
+
+
+def _summary(summary: Summary) -> dict[str, Any]:
+    return {
+        "total_cost_usd": format_usd(summary.cost_nanos),
+        "total_requests": summary.requests,
+        "avg_cost_per_request_usd": format_usd(summary.avg_cost_nanos),
+        "input_tokens": summary.input_tokens,
+        "output_tokens": summary.output_tokens,
+        "total_tokens": summary.tokens,
+        "cache_read_tokens": summary.cache_read_tokens,
+        "cache_write_tokens": summary.cache_write_tokens,
+        "active_users": summary.active_users,
+    }
+
+
+def _usd(nanos: int) -> str:
+    """An amount as ``cost_usd`` shows it; ``"0"`` for none."""
+    return format_usd(nanos) if nanos else "0"
+
+
+def _before(previous: Previous | None, row: Metrics) -> dict[str, Any]:
+    """``previous_cost_usd`` and ``previous_requests`` of a row (null without a comparison)."""
+    if previous is None:
+        return {"previous_cost_usd": None, "previous_requests": None}
+    earlier = previous.of(row)
+    return {"previous_cost_usd": _usd(earlier.cost_nanos),
+            "previous_requests": earlier.requests}
+
+
+def _change(change: Change, key: str) -> dict[str, Any]:
+    percent = readable.percent(change.cost_nanos, change.previous_cost_nanos)
+    return {key: change.key, "label": change.label, "cost_usd": format_usd(change.cost_nanos),
+            "previous_cost_usd": _usd(change.previous_cost_nanos),
+            "change_usd": format_usd(change.delta_nanos),
+            "change_percent": None if percent is None else f"{percent:.1f}",
+            "requests": change.requests, "previous_requests": change.previous_requests,
+            **({"model": change.model} if key == "email" else {})}
+
+
+def _changes(changes: Changes, key: str) -> dict[str, Any]:
+    return {"increases": [_change(c, key) for c in changes.increases],
+            "decreases": [_change(c, key) for c in changes.decreases]}
+
+
+def _previous(previous: Previous | None) -> dict[str, Any] | None:
+    if previous is None:
+        return None
+    period = previous.period
+    return {"first_date": period.first.isoformat(), "last_date": period.last.isoformat(),
+            "start": period.start.astimezone(period.zone).isoformat(),
+            "end": period.end.astimezone(period.zone).isoformat(),
+            "summary": _summary(previous.summary)}
+
+
+def _what_changed(previous: Previous | None) -> dict[str, Any] | None:
+    if previous is None:
+        return None
+    return {"members": _changes(previous.members_changed, "email"),
+            "models": _changes(previous.models_changed, "model"),
+            "projects": _changes(previous.projects_changed, "project"),
+            "stopped_members": [_change(c, "email") for c in previous.stopped]}
 
 
 def _budget(report: Report) -> dict[str, Any] | None:
@@ -39,28 +102,21 @@ def document(report: Report) -> dict[str, Any]:
     rows of By Model & Day: an iterator, read from the database as it is written."""
     period = report.period
     tz = period.zone
-    summary = report.summary
+    before = report.previous
     return {
         "organization": {"slug": report.organization.slug, "name": report.organization.name,
                          "timezone": report.organization.timezone},
         "period": {"name": period.name, "start": period.start.astimezone(tz).isoformat(),
                    "end": period.end.astimezone(tz).isoformat(), "timezone": period.timezone,
                    "first_date": period.first.isoformat(), "last_date": period.last.isoformat(),
-                   "days": period.days, "label": period.label},
+                   "days": period.days, "label": period.label,
+                   "text": readable.period_text(period)},
         "member": report.member,
         "budget": _budget(report),
-        "generated_at": report.generated_at.isoformat(),
-        "summary": {
-            "total_cost_usd": format_usd(summary.cost_nanos),
-            "total_requests": summary.requests,
-            "avg_cost_per_request_usd": format_usd(summary.avg_cost_nanos),
-            "input_tokens": summary.input_tokens,
-            "output_tokens": summary.output_tokens,
-            "total_tokens": summary.tokens,
-            "cache_read_tokens": summary.cache_read_tokens,
-            "cache_write_tokens": summary.cache_write_tokens,
-            "active_users": summary.active_users,
-        },
+        "generated_at": report.generated_at.astimezone(tz).isoformat(),
+        "summary": _summary(report.summary),
+        "previous": _previous(before),
+        "what_changed": _what_changed(before),
         "by_day": [
             {"date": row.date.isoformat(), **_metrics(row), "users": row.users,
              "members": [{"email": m.email, **_metrics(m)} for m in row.members]}
@@ -73,16 +129,16 @@ def document(report: Report) -> dict[str, Any]:
             for row, members in report.model_day_members()
         ),
         "by_project": [
-            {"project": row.project, **_metrics(row), "users": row.users}
+            {"project": row.project, **_metrics(row), "users": row.users, **_before(before, row)}
             for row in report.by_project
         ],
         "by_member": [
             {"email": row.email, "name": row.name, **_metrics(row),
-             "active_days": row.active_days, "top_model": row.top_model}
+             "active_days": row.active_days, "top_model": row.top_model, **_before(before, row)}
             for row in report.by_member
         ],
         "by_model": [
-            {"model": row.model, **_metrics(row), "users": row.users}
+            {"model": row.model, **_metrics(row), "users": row.users, **_before(before, row)}
             for row in report.by_model
         ],
         "daily_series": [

@@ -9,6 +9,7 @@ from pathlib import Path
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from reporter import money
+from reporter.report import readable
 
 
 def shipped_templates() -> Path:
@@ -48,5 +49,8 @@ def environment(overrides: Path | None = None) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(usd=usd, count=count, day=day)
+    env.filters.update(usd=usd, count=count, day=day, headline=money.headline_usd)
+    env.globals.update(change_of=readable.change, move_of=readable.move_text, span_of=readable.span,
+                       period_of=readable.period_text,
+                       moment_of=readable.moment_text)
     return env

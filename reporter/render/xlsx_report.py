@@ -24,6 +24,7 @@ from reporter.render.xlsx_sheet import (
     usd_format,
 )
 from reporter.render.xlsx_table import TableSheet, splice
+from reporter.report import readable
 from reporter.report.model import Metrics, Report
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,8 @@ def _summary_sheet(wb: Workbook, report: Report) -> None:
         ("Cache write tokens", summary.cache_write_tokens, "count"),
         ("Active users", summary.active_users, "count"),
         ("", None, "text"),
-        ("Generated (UTC)", report.generated_at.astimezone(UTC).replace(tzinfo=None),
+        (f"Generated ({readable.zone_words(period.timezone)})",
+         report.generated_at.astimezone(period.zone).replace(tzinfo=None),
          "datetime"),
     ]
     digits = len(format_usd(summary.cost_nanos, report.cost_places).replace(".", "").lstrip("0"))

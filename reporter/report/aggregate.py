@@ -10,7 +10,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from reporter import periods
 from reporter.periods import Period
-from reporter.report import groups
+from reporter.report import compare, groups
 from reporter.report.model import (
     DailyPoint,
     DayRow,
@@ -91,6 +91,7 @@ def build(engine: Engine, org_slug: str, period: Period, *, member: str | None =
         user_id, member, member_name = info.user_id, info.email, info.name
     where = _where(org.id, period, user_id)
     day = local_day(period)
+    before = compare.previous_period(period)
 
     with engine.connect() as conn:
         # names are the organization's own: a name set elsewhere never shows here
@@ -101,6 +102,10 @@ def build(engine: Engine, org_slug: str, period: Period, *, member: str | None =
         # one streamed pass: the (day, model, member) groups are summed, never all held
         sums = groups.read_sums(conn, day, where)
         project_rows = _grouped(conn, [E.project, E.user_id], where)
+        if before is not None:  # the previous period: sums by member and model, by project
+            earlier = _where(org.id, before, user_id)
+            before_rows = _grouped(conn, [E.user_id, E.model], earlier)
+            before_projects = _grouped(conn, [E.project], earlier)
 
     # each sum is a list [cost, requests, input, output, cache_read, cache_write] (and, for
     # a model-day, its number of members): see groups.Sums
@@ -162,7 +167,7 @@ def build(engine: Engine, org_slug: str, period: Period, *, member: str | None =
         found = days.get(number)
         daily.append(DailyPoint(current, found.cost_nanos if found else 0,
                                 found.requests if found else 0, found.tokens if found else 0))
-    return Report(
+    report = Report(
         organization=OrgRef(org.slug, org.name, org.timezone),
         period=period,
         member=member,
@@ -178,6 +183,10 @@ def build(engine: Engine, org_slug: str, period: Period, *, member: str | None =
         shares=groups.StoredShares(engine, day, where, people, places=sums.places,
                                    halves=sums.halves, what=f"organization {org.slug!r}"),
     )
+    if before is not None:
+        report.previous = compare.previous(report, before, before_rows, before_projects,
+                                           people, member_models)
+    return report
 
 
 def resolve_period(engine: Engine, org_slug: str, name: str | None, as_of: datetime, *,

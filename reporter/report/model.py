@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from reporter import money
 from reporter.periods import Period
+from reporter.report import readable
 
 
 @dataclass(slots=True)
@@ -116,6 +117,11 @@ class Summary(Metrics):
         """Total cost / total requests, rounded half-even to the nano-dollar; 0 without requests."""
         return money.divide_round(self.cost_nanos, self.requests)
 
+    @property
+    def avg_cost_usd(self) -> Decimal:
+        """The average cost per request as an exact Decimal of USD (9 places)."""
+        return money.nanos_to_decimal(self.avg_cost_nanos)
+
 
 @dataclass(slots=True)
 class DailyPoint:
@@ -125,6 +131,68 @@ class DailyPoint:
     cost_nanos: int
     requests: int
     tokens: int
+
+
+@dataclass(slots=True)
+class Change:
+    """One member's, model's or project's cost and requests in the period and the one before."""
+
+    key: str | None  # the member's email, the model, the project (None: no project)
+    label: str  # what a reader sees: the member's name (or email), the model, the project
+    cost_nanos: int = 0
+    requests: int = 0
+    previous_cost_nanos: int = 0
+    previous_requests: int = 0
+    #: for a member: the model whose cost moved the most the same way (or, when they
+    #: stopped, the one they used most before)
+    model: str | None = None
+
+    @property
+    def delta_nanos(self) -> int:
+        """The change of cost, in nano-dollars (negative: a decrease)."""
+        return self.cost_nanos - self.previous_cost_nanos
+
+    @property
+    def stopped(self) -> bool:
+        """Requests in the previous period and none in this one."""
+        return self.previous_requests > 0 and self.requests == 0
+
+
+@dataclass(slots=True)
+class Changes:
+    """The largest increases and decreases of cost among members, models or projects."""
+
+    increases: list[Change] = field(default_factory=list)
+    decreases: list[Change] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Previous:
+    """The period before the report's (same kind, same timezone, same member) and what
+    changed since: its totals, each member's, model's and project's sums, the largest
+    moves, and the members who stopped."""
+
+    period: Period
+    summary: Summary
+    members: dict[str, Metrics]
+    models: dict[str, Metrics]
+    projects: dict[str | None, Metrics]
+    members_changed: Changes
+    models_changed: Changes
+    projects_changed: Changes
+    stopped: list[Change]
+
+    def of(self, metrics: Metrics) -> Metrics:
+        """The previous period's sums of a row of this period (zero when it had none)."""
+        if isinstance(metrics, MemberRow):
+            found = self.members.get(metrics.email)
+        elif isinstance(metrics, ModelRow):
+            found = self.models.get(metrics.model)
+        elif isinstance(metrics, ProjectRow):
+            found = self.projects.get(metrics.project)
+        else:
+            raise TypeError(f"no previous sums for a {type(metrics).__name__}")
+        return found if found is not None else Metrics()
 
 
 @dataclass(frozen=True)
@@ -212,10 +280,12 @@ class Report:
     by_member: list[MemberRow]
     by_model: list[ModelRow]
     daily: list[DailyPoint]
-    #: the members' shares of each By Model & Day row (see ``model_day_members``)
-    shares: MemberShares = field(default_factory=MemberShares)
+    #: the period before this one and what changed since; None for ``all``
+    previous: Previous | None = None
     #: the month's budget when one is set and the period lies in one month
     budget: Budget | None = None
+    #: the members' shares of each By Model & Day row (see ``model_day_members``)
+    shares: MemberShares = field(default_factory=MemberShares)
 
     @property
     def key(self) -> ReportKey:
@@ -248,6 +318,11 @@ class Report:
 
     @property
     def title(self) -> str:
-        """``<organization> AI usage[ for <member>], <period label>``."""
+        """``<organization> AI usage[ for <member>], Nov 16 – 22, 2026 (New York time)``."""
         who = f" for {self.member}" if self.member else ""
-        return f"{self.organization.name} AI usage{who}, {self.period.label}"
+        return f"{self.organization.name} AI usage{who}, {readable.period_text(self.period)}"
+
+    @property
+    def personal(self) -> bool:
+        """One member's own report."""
+        return self.member is not None
