@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import re
+from datetime import date
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ from pypdf import PdfReader
 from sqlalchemy import Engine
 
 from reporter.jobs import plan, runner
+from reporter.periods import Period
+from reporter.render import render
+from reporter.report import aggregate
 from tests.delivery_support import NOW, Mailbox, seed, smtp_section, smtp_server, write_config
 
 JOB = """\
@@ -47,9 +51,16 @@ def delivered(tmp_path_factory: pytest.TempPathFactory,
     shutil.copy(sqlite_template, folder / "reporter.db")
     engine = db.open_engine(f"sqlite:///{folder / 'reporter.db'}")
     seed(engine)
+    # an attachment limit between the PDF and the other formats, whatever their sizes become
+    week = Period("previous-week", date(2026, 1, 5), date(2026, 1, 11), "America/New_York")
+    report = aggregate.build(engine, "acme", week, now=NOW)
+    sizes = {fmt: len(render(report, fmt)) for fmt in ("html", "pdf", "xlsx", "json")}
+    rest = max(size for fmt, size in sizes.items() if fmt != "pdf")
+    assert sizes["pdf"] > rest + 1000, sizes  # the PDF is the big one
     mailbox = Mailbox()
     with smtp_server(mailbox) as port:
-        cfg = write_config(folder, smtp_section(port) + JOB.format(limit=24_000))
+        cfg = write_config(folder, smtp_section(port)
+                           + JOB.format(limit=(rest + sizes["pdf"]) // 2))
         units = plan.plan(engine, cfg, "weekly", as_of=NOW)
         [outcome] = runner.run_units(engine, cfg, units, now=NOW)
     engine.dispose()
