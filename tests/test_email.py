@@ -124,7 +124,7 @@ def test_attachments_open_and_the_big_one_is_named(
     assert "Acme Corp" in files[f"{stem}.html"]
     text = " ".join(message.get_body(("plain",)).get_content().split())
     assert f"Attached: {stem}.xlsx (" in text
-    # the PDF is over this test's 24 kB limit: left out, and the message says where it is
+    # the PDF is over this test's limit: left out, and the message says where it is
     stored = output / "weekly" / "acme" / "2026-01-05_2026-01-11" / f"{stem}.pdf"
     assert re.search(rf"{stem}\.pdf \([0-9.]+ kB\) is larger than the attachment limit and "
                      rf"was left out; the stored copy is at {re.escape(str(stored))}", text)
