@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from reporter import money
 from reporter.periods import Period
-from reporter.render import pdf_report, rollup
+from reporter.render import pdf_report, rollup, svg_chart
 from reporter.report import aggregate
 from reporter.report.model import Report
 from reporter.store import demo
@@ -143,6 +143,10 @@ def test_cards_and_tables_never_print_on_top_of_each_other(sqlite_engine: Engine
             assert {"Total", "Spent", "Active", "Users"} <= {b.text for b in inside}
             for box in inside:  # every label and value stays inside its card's border
                 assert any(box.inside(card) for card in cards), (box.text, total)
+            # the chart's axis shows each round tick whole, "$" and all
+            peak = max(point.cost_nanos for point in report.daily)
+            shown = {b.text for b in words(page)}
+            assert set(svg_chart.tick_labels(svg_chart.ticks(peak))) <= shown, total
 
 
 def synthetic_report(engine: Engine, *, days: int, members: int, events: int) -> Report:
