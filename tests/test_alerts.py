@@ -285,5 +285,6 @@ def test_alert_by_smtp_to_a_list_and_only_the_missing_channel_is_retried(
         assert mailbox.counts() == {"finance@example.com": 1}
         message = mailbox.to("finance@example.com")[0]
         assert message["Subject"] == server.posts[0]["text"]
+        assert message["Auto-Submitted"] == "auto-generated"
         assert message["Subject"].startswith("Acme Corp has spent $1,500.00 of its $3,000.00 "
                                              "November budget (50%) with 15 days to go")

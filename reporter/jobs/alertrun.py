@@ -74,6 +74,7 @@ def _message(config: Config, job: JobSettings, alert: alerts.Alert, people: list
     msg["To"] = ", ".join(people)
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = make_msgid("alert")
+    msg["Auto-Submitted"] = "auto-generated"  # no out-of-office replies to an alert
     msg.set_content(f"{alert.text}\n\n-- \nSent once by the reporter alert job {job.name!r}.\n")
     return msg
 
