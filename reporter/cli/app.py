@@ -173,6 +173,8 @@ def _setup_logging(verbose: int) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # one command's level never outlives it (``reporter scheduler`` raises reporter's own)
+    logging.getLogger("reporter").setLevel(logging.NOTSET)
 
 
 def _date(_ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
