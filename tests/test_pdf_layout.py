@@ -34,7 +34,8 @@ MODELS = ["anthropic/claude-sonnet-4-5-20250929", "openai/gpt-5", "x-ai/grok-cod
 
 def team_report(engine: Engine, total: str, *, requests: int = 7,
                 tokens: int = 1_234_567) -> Report:
-    """A week of usage by three members on three models whose cost adds up to ``total``."""
+    """A week of usage by three members on three models whose cost adds up to ``total``,
+    after a week of half that (so every headline figure carries its change)."""
     store.set_org(engine, "acme", name="Acme Corp", timezone="America/New_York")
     nanos = int(Decimal(total).scaleb(9))
     share, rest = divmod(nanos, requests)
@@ -47,7 +48,10 @@ def team_report(engine: Engine, total: str, *, requests: int = 7,
                         model=MODELS[index % len(MODELS)], project=f"project-{index % 4}",
                         cost=money.format_usd(cost), input_tokens=tokens,
                         output_tokens=tokens // 3))
-    assert load(engine, rows).inserted == requests
+        rows.append(row(f"p{index}", (when - timedelta(days=7)).isoformat(), email=email,
+                        model=MODELS[index % len(MODELS)], cost=money.format_usd(cost // 2),
+                        input_tokens=tokens // 2, output_tokens=tokens // 7))
+    assert load(engine, rows).inserted == 2 * requests
     for email, name in PEOPLE:
         if name:
             store.set_member(engine, "acme", email, name=name)
