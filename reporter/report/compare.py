@@ -14,8 +14,6 @@ from reporter.report.model import Change, Changes, Metrics, Previous, Report, Su
 
 #: how many of the largest increases (and decreases) each view lists
 TOP = 3
-#: the dimensions of a comparison, as the templates and the JSON name them
-VIEWS = ("members", "models", "projects")
 
 
 def _month_length(year: int, month: int) -> int:
