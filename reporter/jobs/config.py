@@ -141,7 +141,7 @@ class _Builder:
         if read is None:
             return BAD
         store, email = read.own["store"], read.own["email"]
-        outer.maps[1]["webhook"] = read.own["webhook"]
+        outer.maps[0]["webhook"] = read.own["webhook"]
         if node is not None and store is False and email is None and not read.own["webhook"]:
             self.error(node, where, "delivers nothing: set 'store: true', 'email' or 'webhook'")
         return store, email
