@@ -3,9 +3,10 @@
 Run: .venv/bin/python -m bench.bench_render [--per-day 700] [--repeat 1]
 
 Synthetic usage (fixed seed, 50 members, 10 models) goes into a SQLite file in a temporary
-folder; nothing is written to the repository. Each report is built once and pickled; every
-measurement then runs in a fresh interpreter that loads the pickle, so its time is the render
-alone and its peak memory (``ru_maxrss``) is that process's own. The PDF is compared with
+folder; nothing is written to the repository. Each report is built once, its members' shares
+read into memory, and pickled; every measurement then runs in a fresh interpreter that loads
+the pickle, so its time is the render alone (bench_store measures a report streamed from
+the database) and its peak memory (``VmHWM``) is that process's own. The PDF is compared with
 ``chromium --headless --print-to-pdf`` printing the same report's HTML file, timed the same way:
 one process from start to finished file.
 """
@@ -43,7 +44,7 @@ CHROMIUM = ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
             "--disable-sync", "--no-pdf-header-footer"]
 
 CHILD = """
-import json, pickle, resource, sys, time
+import json, pickle, sys, time
 report = pickle.loads(open(sys.argv[1], "rb").read())
 start = time.perf_counter()
 from reporter.render import render
@@ -51,7 +52,8 @@ data = render(report, sys.argv[2])
 seconds = time.perf_counter() - start
 open(sys.argv[3], "wb").write(data)
 print(json.dumps({"seconds": seconds, "bytes": len(data),
-                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_mb": [int(line.split()[1]) for line in open("/proc/self/status")
+                              if line.startswith("VmHWM")][0] / 1024}))
 """
 
 
@@ -130,6 +132,7 @@ def main() -> None:
             period = Period("custom", last - timedelta(days=days - 1), last, "UTC")
             report = aggregate.build(engine, "bench", period,
                                      now=datetime(2026, 1, 1, tzinfo=UTC))
+            report.materialize()
             pickled = folder / f"{name}.pickle"
             pickled.write_bytes(pickle.dumps(report))
             for fmt in formats:
@@ -142,7 +145,8 @@ def main() -> None:
                 print(" | ".join(rows[-1]), flush=True)
             if name == "week":
                 html = folder / "week-full.html"
-                html.write_text(html_report.page(report), encoding="utf-8")
+                # the print page with every row and every member (no roll-up)
+                html.write_text(html_report.page(report, medium="pdf"), encoding="utf-8")
                 ours, theirs = [], []
                 for _ in range(args.repeat):  # alternate, so both see the same load
                     ours.append(child(pickled, "pdf", folder / "week.pdf")["wall"])
