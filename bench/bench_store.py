@@ -269,21 +269,24 @@ def memory(url: str, writes: str, tree: Path | None = None) -> dict[str, Any]:
 
 def memory_rows(name: str, url: str, size: int, trees: list[tuple[str, Path | None]],
                 ) -> list[list[str]]:
-    """One row per reporter measured: peak MB after building, and after each write."""
+    """One row per reporter measured: the build's time (one run) and peak MB after
+    building, and after each write."""
     rows = []
     for label, tree in trees:
         cells = [name, f"{size:,}", label]
         for writes in WRITES:
             result = memory(url, writes, tree)
             assert result["requests"] == size, result
+            if not writes:
+                cells.append(f"{result['build_s']:.2f} s")
             cells.append(f"{result['peak_mb']:.0f}")
         rows.append(cells)
         print(table([MEMORY_HEAD, cells]), flush=True)
     return rows
 
 
-MEMORY_HEAD = ["database", "events", "reporter", "build", "+ json", "+ xlsx", "+ html",
-               "+ pdf", "+ all four"]
+MEMORY_HEAD = ["database", "events", "reporter", "build s", "build MB", "+ json", "+ xlsx",
+               "+ html", "+ pdf", "+ all four"]
 
 
 def best_of(runs: int, func: object) -> float:
