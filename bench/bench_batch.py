@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy import text
 
 from bench.common import peak_mb, table, timed
+from reporter.config import Config, load
 from reporter.jobs import plan, runner
-from reporter.jobs.config import Config, load
 from reporter.jobs.units import Outcome, Unit
 from reporter.service import executors
 from reporter.store import db

@@ -22,8 +22,9 @@ from pathlib import Path
 import psycopg
 
 from bench.common import COLUMNS, table, timed
+from reporter.config import source_settings as source
 from reporter.store import db, ingest
-from reporter.store.sources import SourceSettings, sync_source
+from reporter.store.sources import sync_source
 from reporter.store.sources.common import float_usd
 
 ADMIN = os.environ.get("REPORTER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -113,9 +114,9 @@ def load_source(url: str, count: int, csv_path: Path) -> None:
 
 def run_sync(store_url: str, source_url: str, page_size: int) -> tuple[float, int]:
     engine = db.open_engine(store_url)
-    settings = SourceSettings(name="litellm", kind="litellm", url_env="BENCH_LITELLM_URL",
-                              organization_from="organization_alias",
-                              project_from="team_alias", page_size=page_size)
+    settings = source("litellm", kind="litellm", url_env="BENCH_LITELLM_URL",
+                      organization_from="organization_alias", project_from="team_alias",
+                      page_size=page_size)
     seconds, result = timed(lambda: sync_source(engine, settings,
                                                 env={"BENCH_LITELLM_URL": source_url}))
     engine.dispose()

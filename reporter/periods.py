@@ -45,6 +45,12 @@ class Period:
         return local_midnight(self.last + timedelta(days=1), self.zone)
 
     @property
+    def micros(self) -> tuple[int, int]:
+        """``[start, end)`` in microseconds since the epoch, as the store keeps instants."""
+        return (int(self.start.timestamp()) * 1_000_000,
+                int(self.end.timestamp()) * 1_000_000)
+
+    @property
     def days(self) -> int:
         """How many calendar days the period holds."""
         return (self.last - self.first).days + 1
@@ -67,6 +73,26 @@ class Period:
     def slug(self) -> str:
         """A file-name-safe key: ``<first>_<last>``."""
         return f"{self.first.isoformat()}_{self.last.isoformat()}"
+
+
+def month_last(day: date) -> date:
+    """The last day of ``day``'s calendar month."""
+    return next_month(day) - timedelta(days=1)
+
+
+def next_month(day: date) -> date:
+    """The first day of the calendar month after ``day``'s."""
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def month_before(day: date) -> date:
+    """The first day of the calendar month before ``day``'s."""
+    return (day.replace(day=1) - timedelta(days=1)).replace(day=1)
+
+
+def is_whole_month(first: date, last: date) -> bool:
+    """``first..last`` is exactly one calendar month."""
+    return first.day == 1 and last == month_last(first)
 
 
 def zone(name: str) -> ZoneInfo:
@@ -172,8 +198,8 @@ def _resolve(name: str | None, timezone: str, as_of: datetime, first: date | Non
         return Period(name, this_monday - timedelta(days=7), this_monday - timedelta(days=1),
                       timezone)
     if name == "previous-month":
-        last_day = today.replace(day=1) - timedelta(days=1)
-        return Period(name, last_day.replace(day=1), last_day, timezone)
+        first = month_before(today)
+        return Period(name, first, month_last(first), timezone)
     if name == "month-to-date":
         return Period(name, today.replace(day=1), today, timezone)
     raise PeriodError(f"unknown period {name!r} (one of: {', '.join(NAMES)})")

@@ -16,10 +16,12 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import yaml
 from aiosmtpd.controller import Controller
 from sqlalchemy import Engine
 
-from reporter.jobs import config
+from reporter import config
+from reporter.deliver.smtp import SmtpSettings
 from reporter.store import orgs as store
 from tests.helpers import load, row
 
@@ -58,6 +60,15 @@ def smtp_section(port: int, retries: int = 0) -> str:
     return (f"smtp:\n  host: 127.0.0.1\n  port: {port}\n  security: none\n"
             f"  from: 'Usage Reports <reports@example.com>'\n  timeout_seconds: 5\n"
             f"  retries: {retries}\n  retry_backoff_seconds: 0.01\n")
+
+
+def smtp_settings(port: int, security: str = "none", **extra: Any) -> SmtpSettings:
+    """An ``smtp`` section read by the real loader (the table's defaults for the rest)."""
+    section = {"host": "127.0.0.1", "port": port, "security": security,
+               "from": "r@example.com", **extra}
+    loaded = config.parse(yaml.safe_dump({"smtp": section, "jobs": {}}), Path("jobs.yaml"), {})
+    assert loaded.smtp is not None
+    return loaded.smtp
 
 
 def free_port() -> int:

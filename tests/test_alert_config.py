@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reporter.jobs import config, keys
-from reporter.jobs.reader import ConfigErrors
+from reporter import config
+from reporter.config import ConfigErrors, keys
 
 GOOD = """\
 budgets:
@@ -75,8 +75,6 @@ def test_budgets_alerts_and_webhooks_are_read(tmp_path: Path) -> None:
     (("    period: previous-week\n", ""), "jobs.yaml:7: job 'weekly': missing key 'period'"),
     (("    when: spike\n", "    when: spike\n    period: past-week\n"),
      "jobs.yaml:20: job 'spikes': an alert job has no 'period'"),
-    (("url_env: HOOK_URL, retries", "url_env: UNSET_URL, retries"),
-     "jobs.yaml:25: job 'spikes': environment variable UNSET_URL (webhook url_env) is not set"),
     (("{url_env: HOOK_URL}", "{url: https://x.example}"),
      "jobs.yaml:9: job 'weekly': unknown key 'url'"),
 ])
@@ -97,3 +95,17 @@ def test_reference_lists_the_new_keys() -> None:
     for needle in ("`job.deliver.webhook`", "| `thresholds` |", "| `budgets` |",
                    "| `min_usd` |", "| `kind` |"):
         assert needle in text
+
+
+def test_an_unset_variable_fails_only_the_job_that_needs_it(tmp_path: Path) -> None:
+    """The file loads; the unset variable is named (``reporter validate`` lists it) and only
+    the job whose webhook needs it is missing its URL."""
+    got = config.parse(GOOD.replace("url_env: HOOK_URL, retries", "url_env: UNSET_URL, retries"),
+                       tmp_path / "jobs.yaml", {"HOOK_URL": "https://hooks.example/x"})
+    assert got.unset == ("jobs.yaml:25: job 'spikes': environment variable UNSET_URL "
+                         "(webhook url_env) is not set",)
+    spikes, weekly = got.jobs["spikes"].webhook, got.jobs["weekly"].webhook
+    assert spikes is not None
+    assert spikes.url is None
+    assert weekly is not None
+    assert weekly.url == "https://hooks.example/x"

@@ -23,18 +23,21 @@ MAX_LINES = 400
 FOUNDATION = "foundation"
 #: the modules of the foundation layer (besides the package ``reporter`` itself)
 FOUNDATION_MODULES = {"errors", "money", "periods", "fsutil", "addresses"}
-BELOW_JOBS = {FOUNDATION, "store", "report", "render", "deliver"}
+BELOW_CONFIG = {FOUNDATION, "store", "report", "alerts", "render", "deliver"}
 #: layer -> the layers its modules may import (their own layer always)
 ALLOWED: dict[str, set[str]] = {
     FOUNDATION: {FOUNDATION},
     "store": {FOUNDATION},
     "report": {FOUNDATION, "store"},
-    # a renderer never queries the database: it reads the report model only
+    "alerts": {FOUNDATION, "store", "report"},
+    # a renderer never imports the store: it reads the report model only
     "render": {FOUNDATION, "report"},
     "deliver": {FOUNDATION, "report", "render"},
-    "jobs": BELOW_JOBS,
-    "service": BELOW_JOBS | {"jobs"},
-    "cli": BELOW_JOBS | {"jobs", "service"},
+    # the configuration language builds the settings the packages below it define
+    "config": BELOW_CONFIG,
+    "jobs": BELOW_CONFIG | {"config"},
+    "service": BELOW_CONFIG | {"config", "jobs"},
+    "cli": BELOW_CONFIG | {"config", "jobs", "service"},
 }
 
 

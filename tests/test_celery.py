@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from reporter.config import load
 from reporter.jobs import ledger, plan, runner
-from reporter.jobs.config import load
 from reporter.jobs.units import Outcome, Unit
 from reporter.service import executors
 from reporter.service.celery_app import QUEUE_ENV, outcome_from_dict, outcome_to_dict

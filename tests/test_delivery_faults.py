@@ -21,9 +21,9 @@ from click.testing import CliRunner
 from sqlalchemy import Engine
 
 from reporter.cli import main
+from reporter.config import Config
 from reporter.deliver import smtp
 from reporter.jobs import ledger, plan, runner
-from reporter.jobs.config import Config
 from reporter.jobs.units import Outcome, Unit
 from reporter.store import db
 from reporter.store import orgs as store

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
+from reporter.config import Config
 from reporter.jobs import ledger, plan, runner
-from reporter.jobs.config import Config
 from reporter.store import db
 from tests.delivery_support import (
     NOW,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from reporter.config import load
 from reporter.jobs import ledger, plan, runner
-from reporter.jobs.config import load
 from reporter.jobs.units import Outcome, Unit
 from reporter.service import executors
 from reporter.store import orgs as store

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from sqlalchemy import Engine
 
 from reporter.cli import main
+from reporter.config import Config
 from reporter.deliver import smtp
 from reporter.jobs import ledger, plan, runner
-from reporter.jobs.config import Config
 from reporter.store import orgs as store
 from tests.delivery_support import NOW, seed, write_config
 
@@ -96,7 +96,7 @@ def test_exactly_once_then_force(engine: Engine, cfg: Config) -> None:
         "delivered", 1, 0, 1)
     assert record.files[0]["sha256"] == entry["sha256"]
     assert record.recipients == ["alice@acme.com", "bob@acme.com"]
-    assert set(record.timings) >= {"build", "render", "store", "send"}
+    assert set(record.timings) >= {"build", "render", "store", "email"}
 
     forced = runner.run_units(engine, cfg, units[:1], now=NOW + timedelta(hours=2), force=True)
     assert forced[0].state == "delivered"

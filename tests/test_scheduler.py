@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from reporter.config import Config, load
 from reporter.jobs import ledger
-from reporter.jobs.config import Config, load
 from reporter.service import executors, triggers
 from reporter.service.lease import Lease
 from reporter.service.scheduler import Service, next_runs

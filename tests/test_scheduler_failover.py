@@ -25,8 +25,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import Engine
 
+from reporter.config import load
 from reporter.jobs import ledger
-from reporter.jobs.config import load
 from reporter.service import triggers
 from reporter.service.lease import Lease
 from reporter.store import db

@@ -12,11 +12,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
+from reporter.config import Config
 from reporter.deliver import smtp
 from reporter.jobs import plan, runner
-from reporter.jobs.config import Config
 from reporter.jobs.units import Outcome
-from tests.delivery_support import NOW, Mailbox, free_port, seed, smtp_section, write_config
+from tests.delivery_support import (
+    NOW,
+    Mailbox,
+    free_port,
+    seed,
+    smtp_section,
+    smtp_settings,
+    write_config,
+)
 from tests.tls_support import Authenticator, Pki, make_pki, tls_smtp_server
 
 SECRET = "correct-horse-battery-staple"
@@ -142,8 +150,8 @@ def test_a_certificate_that_does_not_verify_fails_clearly(
 
 
 def test_a_ca_file_that_cannot_be_read_fails_without_connecting(tmp_path: Path) -> None:
-    settings = smtp.SmtpSettings("127.0.0.1", free_port(), "starttls", "r@example.com",
-                                 ca_file=str(tmp_path / "missing.pem"), retries=3)
+    settings = dataclasses.replace(smtp_settings(free_port(), "starttls", retries=3),
+                                   ca_file=str(tmp_path / "missing.pem"))
     with pytest.raises(smtp.PermanentError, match=r"smtp.ca_file .*missing.pem: cannot load CA "
                                                   r"certificates: No such file"):
         smtp.send(settings, EmailMessage(), ["a@example.com"], sleep=pytest.fail)
@@ -200,7 +208,7 @@ class BrokenMessage(EmailMessage):
 def test_a_bug_is_not_reported_as_an_smtp_error(pki: Pki) -> None:
     mailbox = Mailbox()
     with tls_smtp_server(mailbox, pki, mode="none") as port:
-        settings = smtp.SmtpSettings("127.0.0.1", port, "none", "r@example.com", retries=3)
+        settings = smtp_settings(port, "none", retries=3)
         message = BrokenMessage()
         message["From"], message["To"] = "r@example.com", "a@example.com"
         with pytest.raises(RuntimeError, match="a bug while serializing"):

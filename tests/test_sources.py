@@ -12,15 +12,16 @@ from typing import Any
 
 import psycopg
 import pytest
-import yaml
 from click.testing import CliRunner
 from sqlalchemy import Engine, text
 
+from reporter import config
+from reporter.config import source_settings as source
 from reporter.errors import ConfigError
 from reporter.report import aggregate
 from reporter.store import db
 from reporter.store import orgs as store
-from reporter.store.sources import SourceSettings, load_sources, parse_sources, sync_all
+from reporter.store.sources import SourceError, SourceSettings, sync_all
 from reporter.store.sources import sync_source as sync
 from reporter.store.sources.common import float_usd, micro_usd, slug_of
 from tests.conftest import PG_ADMIN
@@ -55,11 +56,11 @@ def env_for(src_url: str) -> dict[str, str]:
 
 
 def gateway(**changes: Any) -> SourceSettings:
-    settings = {"name": "gateway", "kind": "litellm", "url_env": "SRC_URL",
+    settings = {"kind": "litellm", "url_env": "SRC_URL",
                 "organization_from": "organization_alias", "project_from": "team_alias",
                 "page_size": 250}
     settings.update(changes)
-    return SourceSettings(**settings)
+    return source("gateway", **settings)
 
 
 def totals(engine: Engine, slug: str) -> dict[str, Any]:
@@ -114,7 +115,7 @@ sources:
 def test_settings_parse_the_documented_block(tmp_path: Path) -> None:
     path = tmp_path / "jobs.yaml"
     path.write_text(SOURCES_YAML + "jobs: {}\n")
-    found = load_sources(path)
+    found = config.load(path, env={}, only={"sources"}).sources
     assert list(found) == ["gateway", "kilo", "warehouse"]
     assert found["gateway"].organization == "acme"
     assert found["gateway"].project_from == "tag:project:"
@@ -122,7 +123,7 @@ def test_settings_parse_the_documented_block(tmp_path: Path) -> None:
     assert found["kilo"].overlap_minutes == 30.0
     assert found["warehouse"].query == "SELECT id, ts AS timestamp FROM usage WHERE ts >= :since"
     assert (found["warehouse"].page_size, found["gateway"].line) == (500, 3)
-    with pytest.raises(ConfigError, match="environment variable WAREHOUSE_URL"):
+    with pytest.raises(SourceError, match="environment variable WAREHOUSE_URL"):
         found["warehouse"].url({})
 
 
@@ -153,27 +154,26 @@ def test_settings_problems_name_the_line_and_the_source() -> None:
             url_env: F
             organizations: {"9f1c": Acme Corp}
         """)
-    errors: list[str] = []
-    found = parse_sources(yaml.compose(text_).value[0][1], "jobs.yaml", errors)
-    assert found == {}
-    assert errors == [
-        "jobs.yaml:4: source 'a': url_env must name an environment variable, not "
-        "'postgresql://me:pw@host/db' (the URL itself stays in the environment)",
+    with pytest.raises(config.ConfigErrors) as caught:
+        config.parse(text_ + "jobs: {}\n", Path("jobs.yaml"), {})
+    assert caught.value.messages == [
+        "jobs.yaml:4: source 'a': url_env must name an environment variable (letters, "
+        "digits and _), not 'postgresql://me:pw@host/db'; the value itself stays in the "
+        "environment",
         "jobs.yaml:3: source 'a': needs exactly one of 'organization' (a slug for every row) "
         "or 'organization_from' (organization_alias | team_alias)",
         "jobs.yaml:6: source 'b': unknown kind 'kafka' (one of: litellm, kilo, sql)",
         "jobs.yaml:12: source 'c': unknown key 'organizations' for kind sql (known: kind, "
-        "url_env, overlap_minutes, page_size, timeout_seconds, query, organization)",
+        "url_env, organization, query, overlap_minutes, page_size, timeout_seconds)",
         "jobs.yaml:11: source 'c': query must bind :since (e.g. WHERE ts >= :since) so a "
         "sync reads only what is new",
+        "jobs.yaml:18: source 'd': 'page_size' must be an integer from 1 to 1000000, not 0",
         "jobs.yaml:17: source 'd': project_from must be team_alias, 'tag:PREFIX' or "
         "'metadata:KEY', not 'tags'",
-        "jobs.yaml:18: source 'd': 'page_size' must be an integer >= 1, not 0",
-        "jobs.yaml:20: source 'e': missing key 'url_env' (the name of the variable holding "
-        "the URL)",
-        "jobs.yaml:24: source 'f': organizations: 'Acme Corp' is not a valid organization "
-        "slug (lowercase letters a-z, digits, '-', '_' and '.', starting with a letter or a "
-        "digit, at most 100 characters)",
+        "jobs.yaml:20: source 'e': missing key 'url_env'",
+        "jobs.yaml:24: source 'f': organizations: 9f1c 'Acme Corp' is not a valid "
+        "organization slug (lowercase letters a-z, digits, '-', '_' and '.', starting with a "
+        "letter or a digit, at most 100 characters)",
     ]
 
 
@@ -271,7 +271,7 @@ def test_kilo_sync_creates_organizations_members_and_roles(engine: Engine, src: 
     kilo.setup()
     rows = kilo.rows(900, START)
     kilo.insert(rows)
-    settings = SourceSettings(name="kilo", kind="kilo", url_env="SRC_URL", page_size=200)
+    settings = source("kilo", kind="kilo", url_env="SRC_URL", page_size=200)
     result = sync(engine, settings, env=env_for(src_url), now=NOW)
     assert result.ok, result.error
     personal = [r for r in rows if r["organization_id"] is None]
@@ -308,7 +308,7 @@ def test_kilo_organizations_map_skips_the_others(engine: Engine, src: Engine,
     kilo.setup()
     rows = kilo.rows(120, START)
     kilo.insert(rows)
-    settings = SourceSettings(name="kilo", kind="kilo", url_env="SRC_URL",
+    settings = source("kilo", kind="kilo", url_env="SRC_URL",
                               organizations={str(ORG_INITECH): "initech-inc"})
     issues: list[str] = []
     result = sync(engine, settings, env=env_for(src_url), now=NOW, on_issue=issues.append)
@@ -343,7 +343,7 @@ def _warehouse(src: Engine, count: int, first_id: int, start: datetime) -> list[
 
 def test_sql_source_pages_any_select(engine: Engine, src: Engine, src_url: str) -> None:
     rows = _warehouse(src, 260, 1, START)
-    settings = SourceSettings(name="warehouse", kind="sql", url_env="SRC_URL",
+    settings = source("warehouse", kind="sql", url_env="SRC_URL",
                               query=WAREHOUSE_QUERY, page_size=64)
     result = sync(engine, settings, env=env_for(src_url), now=NOW)
     assert result.ok, result.error
@@ -364,7 +364,7 @@ def test_sql_source_pages_any_select(engine: Engine, src: Engine, src_url: str) 
 def test_sql_source_query_problems_are_one_line(engine: Engine, src: Engine,
                                                src_url: str) -> None:
     _warehouse(src, 3, 1, START)
-    wrong = SourceSettings(name="warehouse", kind="sql", url_env="SRC_URL",
+    wrong = source("warehouse", kind="sql", url_env="SRC_URL",
                            query=WAREHOUSE_QUERY.replace("usd AS cost_usd", "usd AS cost"))
     result = sync(engine, wrong, env=env_for(src_url), now=NOW)
     assert result.error == ("source 'warehouse': the query returns unknown column(s) 'cost' "
@@ -373,12 +373,12 @@ def test_sql_source_query_problems_are_one_line(engine: Engine, src: Engine,
                             "timestamp, user_email)")
     with src.begin() as conn:
         conn.exec_driver_sql("CREATE SEQUENCE writes")
-    writing = SourceSettings(name="warehouse", kind="sql", url_env="SRC_URL",
+    writing = source("warehouse", kind="sql", url_env="SRC_URL",
                              query=WAREHOUSE_QUERY + " AND nextval('writes') > 0")
     result = sync(engine, writing, env=env_for(src_url), now=NOW)
     assert result.error is not None
     assert "read-only transaction" in result.error
-    slow = SourceSettings(name="warehouse", kind="sql", url_env="SRC_URL", timeout_seconds=0.2,
+    slow = source("warehouse", kind="sql", url_env="SRC_URL", timeout_seconds=0.2,
                           query=WAREHOUSE_QUERY.replace("FROM warehouse_usage",
                                                         "FROM warehouse_usage, pg_sleep(30)"))
     result = sync(engine, slow, env=env_for(src_url), now=NOW)
@@ -526,19 +526,18 @@ def test_rows_the_store_refuses_are_reported_by_id(engine: Engine, src: Engine,
 
 
 def test_jobs_yaml_carries_the_sources(tmp_path: Path) -> None:
-    from reporter.jobs import config
-
     path = tmp_path / "jobs.yaml"
     path.write_text(SOURCES_YAML + "jobs: {}\n")
     loaded = config.load(path, env={})
     assert list(loaded.sources) == ["gateway", "kilo", "warehouse"]
-    assert loaded.sources == load_sources(path)
+    assert loaded.sources == config.load(path, env={}, only={"sources"}).sources
     assert config.load(tmp_path / "jobs.yaml", env={}).sources["kilo"].overlap_minutes == 30
     path.write_text("sources:\n  gateway:\n    kind: litellm\n    url_env: X\n"
                     "    organization: acme\n    overlap_minutes: -1\njobs: {}\n")
     with pytest.raises(config.ConfigErrors) as caught:
         config.load(path, env={})
     assert caught.value.messages == [
-        "jobs.yaml:6: source 'gateway': 'overlap_minutes' must be a number >= 0, not -1"]
+        "jobs.yaml:6: source 'gateway': 'overlap_minutes' must be a number from 0 to 10080, "
+        "not -1"]
     path.write_text("jobs: {}\n")
     assert config.load(path, env={}).sources == {}

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from reporter.config import ConfigErrors, parse
 from reporter.deliver.subject import render_subject, sample_context
-from reporter.jobs.config import ConfigErrors, parse
 
 HOSTILE = [
     '{{ "a" * 10**10 }}',

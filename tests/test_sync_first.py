@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine
 
-from reporter.jobs import config as config_module
+from reporter import config as config_module
 from reporter.jobs import ledger
 from reporter.service import executors, triggers
 from reporter.service.scheduler import Service

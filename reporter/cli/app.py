@@ -14,9 +14,9 @@ import click
 from sqlalchemy import Engine
 from sqlalchemy.exc import DatabaseError, OperationalError
 
+from reporter import config as config_module
+from reporter.config import Config
 from reporter.errors import ReporterError
-from reporter.jobs import config as config_module
-from reporter.jobs.config import Config
 from reporter.periods import NAMES, parse_date
 from reporter.store import db
 
@@ -50,8 +50,16 @@ class Context:
         """``--db``, then REPORTER_DATABASE_URL, then the config's ``database``, then the
         default."""
         configured = (self._config.database if self._config is not None
-                      else config_module.database_setting(self.config_path))
+                      else self.sections("database").database
+                      if self.config_path.exists() else None)
         return db.resolve_url(self.db_url, configured)
+
+    def sections(self, *names: str) -> Config:
+        """Only these sections of the jobs file (and defaults for the rest), for commands
+        that use no job: a problem in a job does not stop them."""
+        if self._config is not None:
+            return self._config
+        return config_module.load(self.config_path, only=names)
 
     @property
     def engine(self) -> Engine:

@@ -12,7 +12,7 @@ import click
 from reporter import money, render
 from reporter.cli.app import Context, Group, common, main, period_options
 from reporter.errors import ReporterError
-from reporter.jobs import runner
+from reporter.jobs import run
 from reporter.report import aggregate, budget
 from reporter.store import demo, ingest, projectid
 from reporter.store import orgs as store
@@ -167,7 +167,7 @@ def demo_command(ctx: Context, days: int, scale: float) -> None:
     """Create the database, load demo data, run every job once, print where the files are."""
     now = ctx.now()
     demo.load(ctx.engine, now, days=days, scale=scale)
-    for path in runner.run_every_job(ctx.engine, ctx.config, now=now):
+    for path in run.run_every_job(ctx.engine, ctx.config, now=now):
         click.echo(str(path))
 
 

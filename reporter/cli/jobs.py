@@ -7,18 +7,18 @@ from datetime import date, datetime
 
 import click
 
+from reporter import config as config_module
 from reporter.cli import wording
 from reporter.cli.app import Context, _date, common, main, period_options
 from reporter.errors import ReporterError
-from reporter.jobs import config as config_module
-from reporter.jobs import ledger, plan, runner, syncing
-from reporter.jobs.units import Outcome, Unit
+from reporter.jobs import ledger, run
+from reporter.jobs.units import Outcome
 from reporter.service import executors
 from reporter.service.scheduler import next_runs
 from reporter.store import orgs as store
 
 
-def _run_and_print(ctx: Context, units: list[Unit], *, now: datetime, force: bool,
+def _run_and_print(ctx: Context, job: str, span: run.Span, *, now: datetime, force: bool,
                    dry_run: bool) -> None:
     """Run units through the configured executor: a line per unit as it ends, a progress
     bar on a terminal when there are several, then the summary. Exit 1 when a unit failed
@@ -29,23 +29,23 @@ def _run_and_print(ctx: Context, units: list[Unit], *, now: datetime, force: boo
     def show(outcome: Outcome) -> None:
         click.echo(wording.line(outcome))
 
-    if len(units) > 1 and not dry_run and sys.stderr.isatty():
+    if not dry_run and sys.stderr.isatty():
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
         with Progress("{task.description}", BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
-            task = bar.add_task("reports", total=len(units))
+            task = bar.add_task("reports", total=None)
 
             def tick(outcome: Outcome) -> None:
                 show(outcome)
                 bar.advance(task)
 
-            outcomes = runner.run_units(ctx.engine, config, units, now=now, force=force,
-                                        dry_run=dry_run, executor=executor, progress=tick)
+            outcomes = run.run_job(ctx.engine, config, job, now=now, span=span, force=force,
+                                   dry_run=dry_run, executor=executor, progress=tick)
     else:
-        outcomes = runner.run_units(ctx.engine, config, units, now=now, force=force,
-                                    dry_run=dry_run, executor=executor, progress=show)
+        outcomes = run.run_job(ctx.engine, config, job, now=now, span=span, force=force,
+                               dry_run=dry_run, executor=executor, progress=show)
     click.echo(wording.summary(outcomes))
     held = None if dry_run else wording.held(outcomes)
     if held is not None:
@@ -66,12 +66,8 @@ def _run_and_print(ctx: Context, units: list[Unit], *, now: datetime, force: boo
 def run_command(ctx: Context, job: str, orgs: tuple[str, ...], period: str | None,
                 first: date | None, last: date | None, force: bool, dry_run: bool) -> None:
     """Run a configured JOB now: its organizations, audiences, formats and deliveries."""
-    config, now = ctx.config, ctx.now()
-    if config.job(job).sync and not dry_run:
-        syncing.sync_first(ctx.engine, config, now=now, why=f"job {job}")
-    units = plan.plan(ctx.engine, config, job, as_of=now, orgs=list(orgs) or None,
-                        period=period, first=first, last=last, trigger="cli")
-    _run_and_print(ctx, units, now=now, force=force, dry_run=dry_run)
+    span = run.Span(orgs=list(orgs) or None, period=period, first=first, last=last)
+    _run_and_print(ctx, job, span, now=ctx.now(), force=force, dry_run=dry_run)
 
 
 @main.command("backfill")
@@ -88,12 +84,8 @@ def run_command(ctx: Context, job: str, orgs: tuple[str, ...], period: str | Non
 def backfill_command(ctx: Context, job: str, first: date, last: date, orgs: tuple[str, ...],
                      force: bool, dry_run: bool) -> None:
     """Run JOB for every complete period of its kind between --from and --to."""
-    config = ctx.config
-    if config.job(job).sync and not dry_run:
-        syncing.sync_first(ctx.engine, config, now=ctx.now(), why=f"job {job}")
-    units = plan.backfill(ctx.engine, config, job, first=first, last=last,
-                            orgs=list(orgs) or None)
-    _run_and_print(ctx, units, now=ctx.now(), force=force, dry_run=dry_run)
+    span = run.Span(orgs=list(orgs) or None, first=first, last=last, backfill=True)
+    _run_and_print(ctx, job, span, now=ctx.now(), force=force, dry_run=dry_run)
 
 
 @main.command("validate")

@@ -8,7 +8,7 @@ import click
 
 from reporter.cli.app import Context, common, main
 from reporter.errors import ConfigError
-from reporter.store.sources import load_sources, sync_all
+from reporter.store.sources import sync_all
 
 
 @main.command("sync")
@@ -16,7 +16,7 @@ from reporter.store.sources import load_sources, sync_all
 @common
 def sync_command(ctx: Context, names: tuple[str, ...]) -> None:
     """Copy new usage from the configured sources (all, or each NAME) into the store."""
-    sources = load_sources(ctx.config_path)  # syncing needs no job: only this section
+    sources = ctx.sections("database", "sources").sources  # syncing needs no job
     if not sources:
         raise ConfigError(f"{ctx.config_path}: no sources configured (see 'sources:' in "
                           "the README)")

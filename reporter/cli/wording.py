@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from reporter.jobs.config import Config
+from reporter.config import Config
 from reporter.jobs.ledger import Record
 from reporter.jobs.units import HELD, SKIPPED, Outcome
 

@@ -51,7 +51,7 @@ def describe(rendered: dict[str, bytes], report: Report, where: Path) -> list[St
                        hashlib.sha256(data).hexdigest()) for fmt, data in rendered.items()]
 
 
-def store(output: Path, job: str, report: Report, rendered: dict[str, bytes],
+def save(output: Path, job: str, report: Report, rendered: dict[str, bytes],
           now: datetime) -> list[StoredFile]:
     """Write each rendered format atomically, then the manifest of names and checksums."""
     where = folder(output, job, report.key)

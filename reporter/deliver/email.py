@@ -56,7 +56,9 @@ def list_id(job: str, organization: str, domain: str) -> str:
     return f"<{labels[0][:63]}.{labels[1][:63]}.reports.{host}>"
 
 
-def _domain(sender: str) -> str:
+def sender_domain(sender: str) -> str:
+    """The domain of the sender's address (``localhost`` when it has none): the right-hand
+    side of every Message-ID reporter writes."""
     addresses = getaddresses([sender])
     address = addresses[0][1] if addresses else ""
     return address.rsplit("@", 1)[1] if "@" in address else "localhost"
@@ -114,7 +116,7 @@ def build(report: Report, *, job: str, subject: str, sender: str, recipients: li
     for item in omitted:
         log.warning("%s: %s is %d bytes, over the %d-byte attachment limit; left out",
                     job, item.name, len(item.data), max_attachment_bytes)
-    domain = _domain(sender)
+    domain = sender_domain(sender)
     cid = make_msgid("chart", domain=domain)
     values = body_context(report, job, sent, omitted, cid[1:-1])
     text, html = render_bodies(values, templates)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import ipaddress
 import logging
 import smtplib
@@ -26,17 +27,20 @@ class SmtpSettings:
     port: int
     security: str
     sender: str
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    timeout_seconds: float = 30.0
-    retries: int = 3
-    retry_backoff_seconds: float = 2.0
+    username: str | None
+    #: the variable holding the password, and the password (None when it is not set: a
+    #: message that needs it fails naming the variable)
+    password_env: str | None
+    password: str | None = field(repr=False)
+    timeout_seconds: float
+    retries: int
+    retry_backoff_seconds: float
     #: a PEM file of CA certificates to verify the server with (a private CA); None: the
     #: system's trust store
-    ca_file: str | None = None
+    ca_file: str | None
     #: send AUTH over a connection that is not encrypted (``security: none``) to a host
     #: that is not loopback; off unless the config says so explicitly
-    allow_plaintext_auth: bool = False
+    allow_plaintext_auth: bool
 
 
 class TransientError(DeliveryError):
@@ -109,7 +113,10 @@ def _tls_context(settings: SmtpSettings, where: str) -> ssl.SSLContext | None:
 
 def _check_auth(settings: SmtpSettings, where: str) -> None:
     """Refuse to send a password over a connection that is not encrypted, unless the server
-    is on this machine or the config allows it explicitly."""
+    is on this machine or the config allows it explicitly; and send none that is not set."""
+    if settings.password_env and settings.password is None:
+        raise PermanentError(f"{where}: environment variable {settings.password_env} "
+                             f"(smtp password_env) is not set")
     if (settings.username and settings.security not in ("starttls", "ssl")
             and not settings.allow_plaintext_auth and not is_loopback(settings.host)):
         raise PermanentError(f"{where}: refusing to send the SMTP password unencrypted "
@@ -167,8 +174,45 @@ def send(settings: SmtpSettings, msg: EmailMessage, recipients: list[str],
 
 
 def to_outbox(outbox: Path, msg: EmailMessage, stem: str) -> Path:
-    """Write ``msg`` as an ``.eml`` file any mail client opens."""
-    path = outbox / f"{safe_name(stem, 150)}.eml"
-    atomic_write(path, bytes(msg))
-    log.info("wrote %s", path)
-    return path
+    """Write ``msg`` as an ``.eml`` file any mail client opens; never over an earlier
+    message (a second message of the same name gets ``-2``, ``-3``…)."""
+    base = safe_name(stem, 150)
+    outbox.mkdir(parents=True, exist_ok=True)
+    for number in range(1, 10_000):
+        path = outbox / (f"{base}.eml" if number == 1 else f"{base}-{number}.eml")
+        try:
+            with path.open("xb"):  # claims the name; the message replaces it atomically
+                pass
+        except FileExistsError:
+            continue
+        atomic_write(path, bytes(msg))
+        log.info("wrote %s", path)
+        return path
+    raise DeliveryError(f"{outbox}: 10,000 messages named {base}; clear the outbox")
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What one email delivery did: the ledger entry (an ``.eml`` file or the server), who
+    got it, and the recipients the server refused."""
+
+    entry: dict[str, str | int]
+    accepted: list[str]
+    refused: dict[str, str]
+
+
+def deliver(settings: SmtpSettings | None, outbox: Path, msg: EmailMessage,
+            recipients: list[str], name: str) -> Sent:
+    """Send ``msg`` through the mail server, or, without one, write it to ``outbox`` as
+    ``<name>_<date>.eml``: the one place that chooses. DeliveryError when it fails."""
+    if settings is None:
+        stamp = str(msg.get("Date", ""))
+        when = email.utils.parsedate_to_datetime(stamp) if stamp else None
+        suffix = when.strftime("_%Y%m%dT%H%M%S") if when is not None else ""
+        path = to_outbox(outbox, msg, name + suffix)
+        return Sent({"channel": "email", "format": "eml", "path": str(path),
+                     "bytes": path.stat().st_size}, list(recipients), {})
+    refused = send(settings, msg, recipients)
+    return Sent({"channel": "email", "format": "smtp",
+                 "path": f"SMTP {settings.host}:{settings.port}", "bytes": len(bytes(msg))},
+                [p for p in recipients if p not in refused], refused)

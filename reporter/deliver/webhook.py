@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from reporter.errors import DeliveryError
@@ -30,14 +30,15 @@ MAX_BLOCK_TEXT = 2900
 
 
 @dataclass(frozen=True)
-class Target:
-    """Where and how to post: the URL, the variable it came from (for messages), retries."""
+class WebhookSettings:
+    """A job's ``deliver.webhook``: the URL (from the variable ``url_env``; None when it is
+    not set) and how long to wait and retry."""
 
-    url: str
     url_env: str
-    timeout_seconds: float = 10.0
-    retries: int = 4
-    retry_backoff_seconds: float = 1.0
+    url: str | None = field(repr=False)
+    timeout_seconds: float
+    retries: int
+    retry_backoff_seconds: float
 
     @property
     def name(self) -> str:
@@ -64,9 +65,9 @@ def _retry_after(value: str | None) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
-def _post_once(target: Target, data: bytes) -> tuple[int, str | None, str]:
+def _post_once(target: WebhookSettings, url: str, data: bytes) -> tuple[int, str | None, str]:
     """One POST: the status, the Retry-After header and the start of the body."""
-    request = urllib.request.Request(target.url, data=data, method="POST", headers={
+    request = urllib.request.Request(url, data=data, method="POST", headers={
         "Content-Type": "application/json; charset=utf-8", "User-Agent": "reporter"})
     try:
         with urllib.request.urlopen(request, timeout=target.timeout_seconds) as response:
@@ -81,17 +82,21 @@ def _post_once(target: Target, data: bytes) -> tuple[int, str | None, str]:
         return exc.code, exc.headers.get("Retry-After"), text
 
 
-def post(target: Target, body: dict[str, Any], *,
+def post(target: WebhookSettings, body: dict[str, Any], *,
          sleep: Callable[[float], None] = time.sleep) -> int:
     """Post ``body`` once it lands; the number of attempts it took. DeliveryError (naming the
     variable, never the URL) when it is refused for good or every retry failed."""
+    if target.url is None:
+        raise DeliveryError(f"{target.name}: environment variable {target.url_env} "
+                            f"(webhook url_env) is not set")
+    url = target.url
     data = json.dumps(body, ensure_ascii=False).encode("utf-8")
     attempts = 1 + max(0, target.retries)
     last = ""
     for attempt in range(1, attempts + 1):
         wait = target.retry_backoff_seconds * 2 ** (attempt - 1)
         try:
-            status, retry_after, text = _post_once(target, data)
+            status, retry_after, text = _post_once(target, url, data)
         except TimeoutError:
             last = f"no answer within {target.timeout_seconds:g} s"
         except (ConnectionError, http.client.HTTPException, urllib.error.URLError,

@@ -126,6 +126,18 @@ def heartbeat(engine: Engine, unit: Unit, *, owner: str, now: datetime) -> bool:
     return result.rowcount == 1
 
 
+def progress(engine: Engine, unit: Unit, *, owner: str, files: list[dict[str, Any]],
+             recipients: list[str]) -> bool:
+    """Record what this attempt has delivered so far (each channel right after it
+    succeeded), so an attempt that dies next never delivers it again; False when another
+    process took the unit over."""
+    with engine.begin() as conn:
+        result = conn.execute(update(runs).where(*_match(unit), R.owner == owner,
+                                                 R.state == "running").values(
+            files=json.dumps(files), recipients=json.dumps(recipients)))
+    return result.rowcount == 1
+
+
 def finish(engine: Engine, unit: Unit, *, owner: str, now: datetime, state: str,
            seconds: float, error: str | None = None, files: list[dict[str, Any]] | None = None,
            recipients: list[str] | None = None, timings: dict[str, float] | None = None,

@@ -7,10 +7,20 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 TRIGGERS = ("schedule", "cli", "backfill")
-#: the outcome of a unit another process holds a live claim on: not delivered by this run
+
+#: how a unit ended (``Outcome.state``); the first four are also the ledger's states
+RUNNING = "running"
+DELIVERED = "delivered"
+EMPTY = "empty"
+FAILED = "failed"
+#: delivered by an earlier run: nothing sent again
+ALREADY = "already"
+#: another process holds a live claim on it: not delivered by this run
 HELD = "held"
-#: the outcome of a unit whose period is not over yet: nothing sent, nothing recorded
+#: its period is not over yet: nothing sent, nothing recorded
 SKIPPED = "skipped"
+#: a dry run's answer: what would be delivered
+PLANNED = "planned"
 
 
 @dataclass(frozen=True)

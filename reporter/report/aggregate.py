@@ -54,12 +54,14 @@ def local_day(period: Period) -> ColumnElement[int]:
     return ((E.ts_us + offset) // literal(US_PER_DAY, BigInteger)).label("day")
 
 
+def in_period(org_id: int, period: Period) -> list[ColumnElement[bool]]:
+    """The conditions of an organization's usage rows inside ``period``."""
+    start, end = period.micros
+    return [E.organization_id == org_id, E.ts_us >= start, E.ts_us < end]
+
+
 def _where(org_id: int, period: Period, user_id: int | None) -> list[Any]:
-    clauses = [
-        E.organization_id == org_id,
-        E.ts_us >= int(period.start.timestamp()) * 1_000_000,
-        E.ts_us < int(period.end.timestamp()) * 1_000_000,
-    ]
+    clauses: list[Any] = in_period(org_id, period)
     if user_id is not None:
         clauses.append(E.user_id == user_id)
     return clauses

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from sqlalchemy import Engine, func, select
 
-from reporter import money
+from reporter import money, periods
 from reporter.periods import Period
 from reporter.report.model import Budget, Report
 from reporter.store import orgs as store
@@ -19,9 +19,7 @@ E = UsageEvent
 
 def month_of(day: date) -> tuple[date, date]:
     """The first and last day of ``day``'s calendar month."""
-    first = day.replace(day=1)
-    following = (first + timedelta(days=32)).replace(day=1)
-    return first, following - timedelta(days=1)
+    return day.replace(day=1), periods.month_last(day)
 
 
 def in_one_month(period: Period) -> bool:
@@ -35,10 +33,9 @@ def spent(engine: Engine, org: store.OrgInfo, first: date, last: date, *,
     """The organization's spend (nano-dollars) over the local days ``first..last``: one
     member's, one project's (``by_project``; None: no project), or all of it."""
     span = Period("custom", first, last, org.timezone)
+    start, end = span.micros
     query = select(func.coalesce(func.sum(E.cost_nanos), 0)).where(
-        E.organization_id == org.id,
-        E.ts_us >= int(span.start.timestamp()) * 1_000_000,
-        E.ts_us < int(span.end.timestamp()) * 1_000_000)
+        E.organization_id == org.id, E.ts_us >= start, E.ts_us < end)
     if user_id is not None:
         query = query.where(E.user_id == user_id)
     if by_project:

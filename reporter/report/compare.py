@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
-from reporter import money
+from reporter import money, periods
 from reporter.periods import Period
 from reporter.report import readable
 from reporter.report.model import Change, Changes, Metrics, Previous, Report, Summary
@@ -15,20 +14,6 @@ from reporter.report.model import Change, Changes, Metrics, Previous, Report, Su
 #: how many of the largest increases (and decreases) each view lists
 TOP = 3
 
-
-def _month_length(year: int, month: int) -> int:
-    return calendar.monthrange(year, month)[1]
-
-
-def _month_before(day: date) -> date:
-    """The first day of the calendar month before ``day``'s."""
-    return (day.replace(day=1) - timedelta(days=1)).replace(day=1)
-
-
-def is_whole_month(first: date, last: date) -> bool:
-    """``first..last`` is exactly one calendar month."""
-    return (first.day == 1 and first.year == last.year and first.month == last.month
-            and last.day == _month_length(last.year, last.month))
 
 
 def previous_period(period: Period) -> Period | None:
@@ -40,14 +25,14 @@ def previous_period(period: Period) -> Period | None:
     """
     if period.name == "all":
         return None
-    if period.name == "previous-month" or (period.name != "month-to-date"
-                                           and not period.name.startswith("past-")
-                                           and is_whole_month(period.first, period.last)):
-        first = _month_before(period.first)
-        last = first.replace(day=_month_length(first.year, first.month))
+    if period.name == "previous-month" or (not period.name.startswith("past-")
+                                           and periods.is_whole_month(period.first,
+                                                                      period.last)):
+        first = periods.month_before(period.first)
+        last = periods.month_last(first)
     elif period.name == "month-to-date":
-        first = _month_before(period.first)
-        last = first.replace(day=min(period.last.day, _month_length(first.year, first.month)))
+        first = periods.month_before(period.first)
+        last = min(first + timedelta(days=period.last.day - 1), periods.month_last(first))
     else:
         last = period.first - timedelta(days=1)
         first = last - timedelta(days=period.days - 1)

@@ -12,7 +12,7 @@ from typing import Any
 
 from celery import Celery
 
-from reporter.jobs.config import BROKER_ENV, DEFAULT_BROKER
+from reporter.config.keys import BROKER
 from reporter.jobs.units import Outcome, Unit
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def configure(broker_url: str | None = None, *, visibility_timeout: int = 1_800)
     ``visibility_timeout`` seconds: the run ledger's unit timeout, after which the ledger
     lets another attempt take the unit over.
     """
-    url = os.environ.get(BROKER_ENV) or broker_url or DEFAULT_BROKER
+    url = (BROKER.env and os.environ.get(BROKER.env)) or broker_url or str(BROKER.default)
     visibility_timeout += max(2, visibility_timeout // 10)
     app.conf.update(
         broker_url=url,
@@ -103,7 +103,7 @@ def _engine_and_config() -> tuple[Any, Any]:
     """The engine and config of this worker process, opened once (per forked child)."""
     pid = os.getpid()
     if pid not in _state:
-        from reporter.jobs import config
+        from reporter import config
         from reporter.store import db
 
         path = os.environ.get(CONFIG_ENV, "jobs.yaml")

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
+from reporter.config import Config
 from reporter.jobs import runner
-from reporter.jobs.config import Config
 from reporter.jobs.units import Executor, Outcome, Unit
 from reporter.service.celery_app import CeleryExecutor
 from reporter.service.pool import LocalPool

@@ -17,8 +17,8 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from typing import Any
 
+from reporter.config import Config
 from reporter.jobs import runner
-from reporter.jobs.config import Config
 from reporter.jobs.units import Outcome, Unit
 
 log = logging.getLogger(__name__)

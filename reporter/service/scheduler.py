@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from reporter import config as config_module
 from reporter.errors import ReporterError
-from reporter.jobs import config as config_module
-from reporter.jobs import plan, runner, syncing
+from reporter.jobs import run
 from reporter.jobs.units import HELD, SKIPPED, Executor, Outcome, Unit
 from reporter.service import executors, triggers
 from reporter.service.lease import Lease, as_utc, utcnow
@@ -64,16 +64,19 @@ def log_outcome(outcome: Outcome) -> None:
             outcome.seconds, f": {outcome.error}" if outcome.error else "")
 
 
-def logged(executor: Executor) -> Executor:
-    """The same executor, logging one line per unit as it ends."""
+def logged(executor: Executor, batch: Batch | None = None) -> Executor:
+    """The same executor, logging one line per unit as it ends (and counting the units
+    planned into ``batch``)."""
 
-    def run(units: Sequence[Unit], force: bool, dry_run: bool,
-            now: datetime) -> Iterator[Outcome]:
+    def execute(units: Sequence[Unit], force: bool, dry_run: bool,
+                now: datetime) -> Iterator[Outcome]:
+        if batch is not None:
+            batch.planned = len(units)
         for outcome in executor(units, force, dry_run, now):
             log_outcome(outcome)
             yield outcome
 
-    return run
+    return execute
 
 
 class Service:
@@ -162,12 +165,16 @@ class Service:
             return None
         started = time.monotonic()
         retry = min(self.config.scheduler.unit_timeout_seconds, 600)
+        log.info("job %s (%s): %s the run scheduled for %s", spec.job, spec.timezone,
+                 "resuming" if due.kind == "resume" else "starting",
+                 due.scheduled_for.isoformat())
+        batch = Batch(spec.id, due.scheduled_for, 0)
         try:
-            syncing.sync_first(self.engine, self.config, now=self.clock(),
-                               why=f"job {spec.job}")
-            units = plan.plan(self.engine, self.config, spec.job, as_of=due.scheduled_for,
-                              orgs=list(spec.orgs) if spec.orgs is not None else None,
-                              trigger="schedule", scheduled_for=due.scheduled_for)
+            batch.outcomes = run.run_job(
+                self.engine, self.config, spec.job, now=self.clock(),
+                span=run.Span(orgs=list(spec.orgs) if spec.orgs is not None else None),
+                as_of=due.scheduled_for, trigger="schedule", scheduled_for=due.scheduled_for,
+                executor=logged(self._current_executor(), batch))
         except ReporterError as exc:
             log.error("job %s (%s): cannot start the run scheduled for %s: %s; trying again "
                       "in %d s", spec.job, spec.timezone, due.scheduled_for.isoformat(), exc,
@@ -175,12 +182,6 @@ class Service:
             triggers.record_end(self.engine, spec.id, due.scheduled_for, finished=False,
                                 retry_at=as_utc(self.clock()) + timedelta(seconds=retry))
             return None
-        log.info("job %s (%s): %s the run scheduled for %s: %d units", spec.job,
-                 spec.timezone, "resuming" if due.kind == "resume" else "starting",
-                 due.scheduled_for.isoformat(), len(units))
-        batch = Batch(spec.id, due.scheduled_for, len(units))
-        batch.outcomes = runner.run_units(self.engine, self.config, units, now=self.clock(),
-                                          executor=logged(self._current_executor()))
         triggers.record_end(self.engine, spec.id, due.scheduled_for, finished=batch.finished,
                             retry_at=as_utc(self.clock()) + timedelta(seconds=retry))
         counts = batch.counts
@@ -188,7 +189,7 @@ class Service:
                  "%d in progress elsewhere, %d empty, %d skipped, %d failed, %d not run, "
                  "in %.1f s", spec.job, spec.timezone, due.scheduled_for.isoformat(),
                  counts["delivered"], counts["already"], counts["held"], counts["empty"],
-                 counts["skipped"], counts["failed"], len(units) - len(batch.outcomes),
+                 counts["skipped"], counts["failed"], batch.planned - len(batch.outcomes),
                  time.monotonic() - started)
         return batch
 

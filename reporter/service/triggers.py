@@ -16,7 +16,8 @@ from sqlalchemy import (
     update,
 )
 
-from reporter.jobs.config import Config, cron_trigger
+from reporter.config import Config
+from reporter.config.values import cron_trigger
 from reporter.store.schema import fires
 
 log = logging.getLogger(__name__)

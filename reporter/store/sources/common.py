@@ -7,6 +7,7 @@ import math
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -29,6 +30,41 @@ NOT_CONFIGURED = "organization not configured"
 
 class SourceError(ReporterError):
     """A source cannot be read (down, timed out, refused, or its query is wrong)."""
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """One configured source: where it is (the name of the variable holding its URL), what
+    kind it is, and how its rows map onto organizations and projects."""
+
+    name: str
+    kind: str  # litellm, kilo or sql
+    url_env: str
+    organization: str | None  # litellm, sql: every row to this organization
+    organization_from: str | None  # litellm: organization_alias | team_alias
+    project_from: str | None  # litellm: team_alias | tag:PREFIX | metadata:KEY
+    organizations: Mapping[str, str] | None  # kilo: organization id -> slug
+    query: str | None  # sql: a SELECT naming our fields, with :since
+    overlap_minutes: float
+    page_size: int
+    timeout_seconds: float
+    line: int = field(default=0, compare=False)
+
+    def url(self, env: Mapping[str, str]) -> str:
+        """The connection URL from the environment (SourceError naming the variable)."""
+        value = env.get(self.url_env, "").strip()
+        if not value:
+            raise SourceError(f"source {self.name!r}: environment variable {self.url_env} "
+                              f"(url_env) is not set")
+        return value
+
+    def feeds(self, slug: str) -> bool:
+        """Whether rows of this source may belong to organization ``slug``."""
+        if self.organization is not None:
+            return self.organization == slug
+        if self.organizations is not None:
+            return slug in self.organizations.values()
+        return True
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from reporter.store.sources.common import (
     Reader,
     Skip,
     SourceError,
+    SourceSettings,
     SyncResult,
     as_instant,
     masked,
@@ -34,7 +35,6 @@ from reporter.store.sources.common import (
 )
 from reporter.store.sources.kilo import KiloReader
 from reporter.store.sources.litellm import LiteLLMReader
-from reporter.store.sources.settings import SourceSettings
 from reporter.store.sources.sql import SqlReader
 
 log = logging.getLogger(__name__)
@@ -219,7 +219,7 @@ def sync_source(engine: Engine, source: SourceSettings, *, env: Mapping[str, str
 
     try:
         url = source.url(os.environ if env is None else env)
-    except ConfigError as exc:
+    except SourceError as exc:
         result.error = str(exc)
         return result
     reader = READERS[source.kind](source)

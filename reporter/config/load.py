@@ -1,29 +1,22 @@
-"""jobs.yaml: load, validate as a whole, and report problems as ``file:line: what``.
+"""jobs.yaml: read once, validated as a whole, problems reported as ``file:line: what``.
 
-The keys, their defaults, bounds and help are one table (``reporter.jobs.keys``); the
-reader checks each key against it (``reporter.jobs.reader``); this module builds the
-settings (``reporter.jobs.settings``) and checks what involves several keys.
+The keys, their defaults, bounds and help are one table (``reporter.config.keys``); the
+walker checks each key against it (``reporter.config.walker``); this module turns the file
+into typed settings and checks what involves several keys. Nothing else opens the file.
 """
 
 from __future__ import annotations
 
 import os
 from collections import ChainMap
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from reporter.deliver.smtp import SmtpSettings, is_loopback
-from reporter.errors import ConfigError
-from reporter.jobs import alertkeys, keys
-from reporter.jobs.kinds import BAD, cron_trigger, show
-from reporter.jobs.reader import ConfigErrors, Reader
-from reporter.jobs.settings import (
-    BROKER_ENV,
-    DEFAULT_BROKER,
+from reporter.config import keys, sections
+from reporter.config.settings import (
     DEFAULT_SENDER,
     Config,
     EmailSettings,
@@ -31,10 +24,14 @@ from reporter.jobs.settings import (
     JobSettings,
     SchedulerSettings,
 )
-from reporter.store.sources.settings import parse_sources
+from reporter.config.values import BAD, show
+from reporter.config.walker import ConfigErrors, Walker
+from reporter.deliver.smtp import SmtpSettings, is_loopback
+from reporter.errors import ConfigError
+from reporter.store.sources.common import SourceSettings
 
-__all__ = ["BROKER_ENV", "DEFAULT_BROKER", "Config", "ConfigErrors", "check_organizations",
-           "cron_trigger", "database_setting", "load", "parse"]
+#: the file's sections, read unless ``only`` leaves them out
+EVERYTHING = frozenset(keys.FILE.names)
 
 
 def _given(value: Any) -> bool:
@@ -44,10 +41,8 @@ def _given(value: Any) -> bool:
 class _Builder:
     """Builds the settings of one file from its nodes, section by section."""
 
-    def __init__(self, reader: Reader) -> None:
-        self.r = reader
-        #: each job's alert kind, condition and webhook, added to its settings once read
-        self.extra: dict[str, dict[str, Any]] = {}
+    def __init__(self, walker: Walker) -> None:
+        self.r = walker
 
     def error(self, node: yaml.Node, where: str, message: str) -> None:
         self.r.error(node, where, message)
@@ -61,11 +56,9 @@ class _Builder:
         password = None
         variable = v["password_env"]
         if _given(variable):
-            if variable in self.r.env:
-                password = self.r.env[variable]
-            else:
-                self.error(nodes["password_env"], "smtp",
-                           f"environment variable {variable} (password_env) is not set")
+            password = self.r.env.get(variable)
+            if password is None:
+                self.r.unset(nodes["password_env"], "smtp", variable, "password_env")
         if _given(v["username"]) and variable is None:
             self.error(nodes["username"], "smtp", "username given without password_env")
         if (v["security"] == "none" and _given(v["username"]) and v["allow_plaintext_auth"]
@@ -78,8 +71,9 @@ class _Builder:
             return BAD
         return SmtpSettings(
             host=v["host"], port=v["port"], security=v["security"], sender=v["from"],
-            username=v["username"], password=password, timeout_seconds=v["timeout_seconds"],
-            retries=v["retries"], retry_backoff_seconds=v["retry_backoff_seconds"],
+            username=v["username"], password_env=variable, password=password,
+            timeout_seconds=v["timeout_seconds"], retries=v["retries"],
+            retry_backoff_seconds=v["retry_backoff_seconds"],
             ca_file=None if v["ca_file"] is None else str(v["ca_file"]),
             allow_plaintext_auth=v["allow_plaintext_auth"])
 
@@ -91,12 +85,6 @@ class _Builder:
         read = self.r.section(node, keys.SCHEDULER, "scheduler", outer, {})
         return SchedulerSettings(**read.own) if read is not None and read.ok else BAD
 
-    def sources(self, node: yaml.Node | None, outer: ChainMap[str, Any]) -> Any:
-        """The ``sources`` section, read by ``reporter.store.sources.settings``."""
-        if node is None:
-            return {}
-        return parse_sources(node, self.r.path.name, self.r.errors)
-
     def jobs(self, node: yaml.Node | None, outer: ChainMap[str, Any]) -> dict[str, JobSettings]:
         found = self.r.mapping(node, "jobs", None, "jobs") if node is not None else None
         if not found or not isinstance(node, yaml.MappingNode):
@@ -107,7 +95,7 @@ class _Builder:
         for name, job_node in found.items():
             job = self.job(name, job_node, lines[name], outer)
             if job is not None:
-                out[name] = replace(job, **self.extra.pop(name, {}))
+                out[name] = job
         return out
 
     def job(self, name: str, node: yaml.Node, line: int,
@@ -119,32 +107,37 @@ class _Builder:
         if read is None or len(self.r.errors) > before:
             return None
         v = read.own
-        extra = alertkeys.job_fields(self.r, v, read.nodes, node, where)
-        if extra is BAD:
+        alert = sections.alert(self.r, read, node, where)
+        if alert is BAD:
             return None
-        self.extra[name] = extra
         audience, addresses = ((v["audience"], ()) if isinstance(v["audience"], str)
                                else ("list", v["audience"]))
-        store, email = v["deliver"]
+        keep_files, email, webhook = v["deliver"]
+        if audience == "members" and webhook is not None:
+            self.error(read.nodes.get("audience", node), where,
+                       "a job with 'audience: members' cannot post to a webhook: it would "
+                       "put each member's personal usage in one shared channel")
+            return None
         return JobSettings(
-            name=name, period=v["period"], formats=v["formats"], schedule=v["schedule"],
-            timezone=v["timezone"],
+            name=name, kind=v["kind"], period=v["period"] or v["kind"], formats=v["formats"],
+            schedule=v["schedule"], timezone=v["timezone"],
             organizations=None if v["organizations"] == "all" else v["organizations"],
-            audience=audience, addresses=addresses, skip_empty=v["skip_empty"], store=store,
-            email=email, enabled=v["enabled"], sync=v["sync"], line=line)
+            audience=audience, addresses=addresses, skip_empty=v["skip_empty"],
+            keep_files=keep_files, email=email, webhook=webhook, enabled=v["enabled"],
+            sync=v["sync"], line=line, alert=alert)
 
     def deliver(self, node: yaml.Node | None, outer: ChainMap[str, Any], where: str) -> Any:
         read = self.r.section(node, keys.DELIVER, where, outer, {
             "email": lambda child, values: self.email(child, values, where),
-            "webhook": lambda child, values: alertkeys.webhook(self.r, child, values, where)},
+            "webhook": lambda child, values: sections.webhook(self.r, child, values, where)},
             "deliver")
         if read is None:
             return BAD
-        store, email = read.own["store"], read.own["email"]
-        outer.maps[0]["webhook"] = read.own["webhook"]
-        if node is not None and store is False and email is None and not read.own["webhook"]:
+        keep_files, email, webhook = (read.own["store"], read.own["email"],
+                                      read.own["webhook"])
+        if node is not None and keep_files is False and email is None and not webhook:
             self.error(node, where, "delivers nothing: set 'store: true', 'email' or 'webhook'")
-        return store, email
+        return keep_files, email, webhook
 
     def email(self, node: yaml.Node | None, outer: ChainMap[str, Any], where: str) -> Any:
         if isinstance(node, yaml.ScalarNode):
@@ -169,23 +162,36 @@ class _Builder:
         return EmailSettings(v["subject"], v["attach"], v["max_attachment_bytes"])
 
 
-def parse(text: str, path: Path, env: Mapping[str, str] | None = None) -> Config:
+def parse(text: str, path: Path, env: Mapping[str, str] | None = None, *,
+          only: Collection[str] = EVERYTHING) -> Config:
     """The Config in ``text`` (read from ``path``); ConfigErrors lists every problem.
 
-    ``env`` (default: ``os.environ``) is the only environment consulted: the SMTP
-    password and every default that comes from a variable.
+    ``env`` (default: ``os.environ``) is the only environment consulted: secrets and every
+    default that comes from a variable. ``only``: the top-level sections to read (the
+    others are left out unread, as if absent: ``reporter sync`` needs only ``sources``).
     """
     env = os.environ if env is None else env
-    reader = Reader(path, env)
-    root = reader.compose(text)
+    walker = Walker(path, env)
+    root = walker.compose(text)
     if root is None:
         raise ConfigErrors([f"{path.name}:1: the file is empty (it needs 'jobs')"])
-    build = _Builder(reader)
-    read = reader.section(root, keys.TOP, "", ChainMap(), {
+    if only != EVERYTHING and isinstance(root, yaml.MappingNode):
+        root = yaml.MappingNode(root.tag, [
+            (k, v) for k, v in root.value
+            if not isinstance(k, yaml.ScalarNode) or k.value in only],
+            root.start_mark, root.end_mark)
+        if "jobs" not in only:
+            root.value.append((yaml.ScalarNode(yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG,
+                                               "jobs"),
+                               yaml.MappingNode(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                                                [])))
+    build = _Builder(walker)
+    read = walker.section(root, keys.FILE, "", ChainMap(), {
         "smtp": build.smtp, "executor": build.executor, "scheduler": build.scheduler,
-        "sources": build.sources, "jobs": build.jobs,
-        "budgets": lambda node, outer: alertkeys.budgets(reader, node)}, "the file")
-    reader.raise_errors()
+        "sources": lambda node, outer: sections.sources(walker, node, outer),
+        "jobs": build.jobs,
+        "budgets": lambda node, outer: sections.budgets(walker, node)}, "the file")
+    walker.raise_errors()
     assert read is not None  # a file that is not a mapping is an error above
     v = read.own
     lonely = [f"{path.name}:{job.line}: job {show(job.name)}: 'sync: true' but no sources "
@@ -198,39 +204,35 @@ def parse(text: str, path: Path, env: Mapping[str, str] | None = None) -> Config
                   smtp=smtp, templates=v["templates"], executor=v["executor"],
                   scheduler=v["scheduler"],
                   email_from=smtp.sender if smtp else DEFAULT_SENDER,
-                  sources=v["sources"] or {}, budgets=v["budgets"] or {})
+                  sources=v["sources"] or {}, budgets=v["budgets"] or {},
+                  unset=tuple(walker.unset_variables))
 
 
-def load(path: Path | str, env: Mapping[str, str] | None = None) -> Config:
-    """Read and validate a jobs file."""
-    path = Path(path)
+def read_text(path: Path) -> str:
+    """The file's text (ConfigError naming it when it is missing or unreadable)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
-    return parse(text, path, env)
 
 
-def database_setting(path: Path) -> str | None:
-    """The file's ``database`` without validating the rest (for commands that use no job)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-    reader = Reader(path, {})
-    try:
-        root = reader.compose(text)
-    except ConfigErrors:
-        return None
-    if not isinstance(root, yaml.MappingNode):
-        return None
-    for key_node, value_node in root.value:
-        if isinstance(key_node, yaml.ScalarNode) and key_node.value == "database":
-            value = reader.value(value_node, "", "database")
-            return value if isinstance(value, str) else None
-    return None
+def load(path: Path | str, env: Mapping[str, str] | None = None, *,
+         only: Collection[str] = EVERYTHING) -> Config:
+    """Read and validate a jobs file (``only``: its sections to read, see :func:`parse`)."""
+    path = Path(path)
+    return parse(read_text(path), path, env, only=only)
+
+
+def source_settings(name: str, **values: Any) -> SourceSettings:
+    """One source from plain values, read by the key table like a file's (its defaults for
+    the keys left out); ConfigErrors when a value is wrong. For code that configures a
+    source without a file: tests, benchmarks. A value of None is left out."""
+    given = {key: value for key, value in values.items() if value is not None}
+    text = yaml.safe_dump({"sources": {name: given}, "jobs": {}})
+    found = parse(text, Path("jobs.yaml"), {}).sources
+    return found[name]
 
 
 def check_organizations(config: Config, known: set[str]) -> list[str]:

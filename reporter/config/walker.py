@@ -1,4 +1,4 @@
-"""Reading jobs.yaml's YAML nodes by the key table, collecting ``file:line: where: what``.
+"""Walking jobs.yaml's YAML nodes by the key table, collecting ``file:line: where: what``.
 
 Nothing here trusts the document: tags outside plain YAML are refused, values are built
 by PyYAML's safe constructor behind a guard, and values shown in messages are shortened.
@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
+from reporter.config.keys import Computed, Key, Section, describe
+from reporter.config.values import BAD, LISTS, SCALARS, STANDARD, WRONG, show, tag_name
 from reporter.errors import ConfigError
-from reporter.jobs.keys import Computed, Key, Section, describe
-from reporter.jobs.kinds import BAD, LISTS, SCALARS, STANDARD, WRONG, show, tag_name
 
 #: the tags plain YAML resolves by itself; anything else (``!!python/...``, ``!!binary``,
 #: ``!custom``) means nothing in jobs.yaml
@@ -28,7 +28,7 @@ TAGS: dict[type[yaml.Node], frozenset[str]] = {
 }
 KINDS = {yaml.ScalarNode: "single value", yaml.SequenceNode: "list",
          yaml.MappingNode: "mapping"}
-NESTED = frozenset({"section", "jobs", "email"})
+NESTED = frozenset({"section", "jobs", "email", "sources"})
 MAX_MESSAGE = 300
 
 #: builds a nested section: (its node, None when left out; the values around it) -> value
@@ -54,13 +54,16 @@ class Read:
     ok: bool  # no problem was found inside it
 
 
-class Reader:
+class Walker:
     """Walks the YAML nodes of one file by the key table, collecting every problem."""
 
     def __init__(self, path: Path, env: Mapping[str, str]) -> None:
         self.path = path
         self.env = env
         self.errors: list[str] = []
+        #: ``file:line: where: environment variable X (what) is not set``, one per variable
+        #: the file names and the environment lacks (not errors: a job that needs one fails)
+        self.unset_variables: list[str] = []
 
     def error(self, node: yaml.Node | yaml.Mark | int, where: str, message: str) -> None:
         """Record ``file:line: where: message`` (one line, of bounded length)."""
@@ -72,6 +75,11 @@ class Reader:
         if len(message) > MAX_MESSAGE:
             message = message[: MAX_MESSAGE - 1] + "…"
         self.errors.append(f"{self.path.name}:{line}: {message}")
+
+    def unset(self, node: yaml.Node, where: str, variable: str, what: str) -> None:
+        """Note that the variable ``variable`` (named by the key ``what``) is not set."""
+        self.unset_variables.append(f"{self.path.name}:{node.start_mark.line + 1}: {where}: "
+                                    f"environment variable {variable} ({what}) is not set")
 
     def raise_errors(self) -> None:
         """ConfigErrors with every message so far, if there is one."""
@@ -190,6 +198,18 @@ class Reader:
                 own[key.name] = nested[key.name](child, values)
         return Read(own, nodes, ok=len(self.errors) == before)
 
+    def misplaced(self, read: Read, section: Section, kind: str, where: str,
+                  message: str) -> bool:
+        """Report each key given in ``read`` that belongs to other kinds than ``kind``
+        (``message`` formatted with ``key``, ``kind`` and ``known``); whether there was one."""
+        known = [key.name for key in section.keys if not key.kinds or kind in key.kinds]
+        wrong = [key for key in section.keys if key.kinds and kind not in key.kinds
+                 and key.name in read.nodes]
+        for key in wrong:
+            self.error(read.nodes[key.name], where, message.format(
+                key=key.name, kind=kind, known=", ".join(known)))
+        return bool(wrong)
+
     def _default(self, key: Key, values: Mapping[str, Any]) -> Any:
         value = key.default_for(values, self.env)
         if key.kind in ("path", "folder", "file") and isinstance(value, str):
@@ -198,7 +218,7 @@ class Reader:
 
     def read(self, node: yaml.Node, key: Key, where: str) -> Any:
         """The value of one key from its node, checked against the table; BAD if wrong."""
-        if key.kind in ("formats", "organizations", "audience", "percents"):
+        if key.kind in LISTS:
             return LISTS[key.kind](self, node, key, where)
         value = self.value(node, where, key.name)
         if value is BAD:

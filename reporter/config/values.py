@@ -8,6 +8,7 @@ settings hold, ``BAD`` after reporting a problem itself, or ``WRONG`` for the ge
 from __future__ import annotations
 
 import math
+import re
 import reprlib
 from collections.abc import Callable
 from pathlib import Path
@@ -17,11 +18,13 @@ import yaml
 from jinja2 import TemplateError, TemplateSyntaxError
 
 from reporter import addresses, periods
+from reporter.config.keys import Key
 from reporter.deliver.subject import render_subject, sample_context
 from reporter.errors import ConfigError, ReporterError
-from reporter.jobs.keys import Key
 
 STANDARD = "tag:yaml.org,2002:"
+#: what an environment variable's name may be, wherever the file names one
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 _short = reprlib.Repr()
 _short.maxstring, _short.maxother, _short.maxlong = 60, 60, 40
@@ -163,8 +166,26 @@ def _timezone(r: Checking, node: yaml.Node, key: Key, where: str, value: Any) ->
 
 
 def _env_var(r: Checking, node: yaml.Node, key: Key, where: str, value: Any) -> Any:
-    ok = isinstance(value, str) and value.strip() and not set(value) & {"=", "\0"}
-    return value if ok else WRONG
+    if isinstance(value, str) and ENV_NAME.fullmatch(value):
+        return value
+    if isinstance(value, str) and value.strip():
+        r.error(node, where, f"{key.name} must name an environment variable (letters, digits "
+                             f"and _), not {show(value)}; the value itself stays in the "
+                             f"environment")
+        return BAD
+    return WRONG
+
+
+def _slug(r: Checking, node: yaml.Node, key: Key, where: str, value: Any) -> Any:
+    from reporter.store.orgs import SLUG_RULE, is_slug
+
+    if not isinstance(value, str) or not value.strip():
+        return WRONG
+    if not is_slug(value.strip()):
+        r.error(node, where, f"{key.name} {show(value)} is not a valid organization slug "
+                             f"({SLUG_RULE})")
+        return BAD
+    return value.strip()
 
 
 def _usd(r: Checking, node: yaml.Node, key: Key, where: str, value: Any) -> Any:
@@ -187,6 +208,7 @@ SCALARS: dict[str, Scalar] = {
     "string": _text, "usd": _usd, "integer": _integer, "number": _number, "boolean": _boolean,
     "choice": _choice, "path": _path, "folder": _path, "file": _path,
     "template": _template, "cron": _cron, "timezone": _timezone, "env_var": _env_var,
+    "slug": _slug,
 }
 
 
@@ -249,8 +271,31 @@ def _percents(r: Checking, node: yaml.Node, key: Key, where: str) -> Any:
     return tuple(sorted(out))
 
 
+def _slug_map(r: Checking, node: yaml.Node, key: Key, where: str) -> Any:
+    if not isinstance(node, yaml.MappingNode):
+        r.error(node, where, f"{key.name!r} must be {key.help}")
+        return BAD
+    out: dict[str, str] = {}
+    for id_node, slug_node in node.value:
+        source_id = r.value(id_node, where, key.name)
+        if not isinstance(source_id, str | int) or isinstance(source_id, bool) or not str(
+                source_id).strip():
+            r.error(id_node, where, f"{key.name}: ids must be plain text, not {show(source_id)}")
+            continue
+        name = f"{key.name}: {str(source_id).strip()}"
+        slug = _slug(r, slug_node, Key(name, "slug", key.help), where,
+                     r.value(slug_node, where, name))
+        if slug is WRONG:
+            r.error(slug_node, where, f"{name!r} must be an organization slug")
+        elif slug is not BAD:
+            if str(source_id).strip() in out:
+                r.error(id_node, where, f"{key.name}: duplicate id {show(source_id)}")
+            out[str(source_id).strip()] = slug
+    return out
+
+
 describe_list = "a non-empty list of whole percents, like [50, 80, 100]"
 
 LISTS: dict[str, Callable[[Checking, yaml.Node, Key, str], Any]] = {
     "percents": _percents, "formats": _formats, "organizations": _organizations,
-    "audience": _audience}
+    "audience": _audience, "slug_map": _slug_map}

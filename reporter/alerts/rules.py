@@ -1,14 +1,16 @@
-"""Alert jobs: which budget thresholds and spend spikes hold at a moment, and what they say.
+"""Alert rules: which budget thresholds and spend spikes hold at a moment, and what they say.
 
-An alert is one unit of the run ledger: (job, organization, ``alert:<subject>:<threshold>``
-or ``alert:<subject>:spike``, the month's first and last day or the spike's day), so each
-is delivered once however often the job runs. ``<subject>`` is ``org``,
-``member:<email>`` or ``project:<name>``.
+An alert is named by its ``audience`` (``alert:<subject>:<threshold>`` or
+``alert:<subject>:spike``) and its days (the month's first and last day, or the spike's
+day); the alert job kind makes each one unit of the run ledger, so it is delivered once
+however often the job runs. ``<subject>`` is ``org``, ``member:<email>`` or
+``project:<name>``.
 """
 
 from __future__ import annotations
 
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -17,8 +19,6 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from reporter import periods
-from reporter.jobs.settings import Config, JobSettings
-from reporter.jobs.units import Unit
 from reporter.money import headline_usd
 from reporter.periods import Period
 from reporter.report import aggregate, budget, readable
@@ -27,12 +27,22 @@ from reporter.store import orgs as store
 from reporter.store.schema import UsageEvent
 
 E = UsageEvent
-#: the ledger's period name of an alert unit
-PERIOD = "alert"
 #: how many members and models an alert names
-TOP = 3
+NAMED = 3
 #: the days before a spike whose median is the usual day
 SPIKE_DAYS = 14
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """An alert job's condition: ``budget`` thresholds (of actual spend or the forecast) or
+    a ``spike`` of the last complete day over the days before it."""
+
+    when: str  # "budget" or "spike"
+    thresholds: tuple[int, ...]
+    on: str  # "actual" or "forecast"
+    factor: float
+    min_nanos: int
 
 
 @dataclass(frozen=True)
@@ -66,7 +76,8 @@ def local_today(reference: datetime, timezone: str) -> date:
     return periods.local_date(reference, periods.zone(timezone))
 
 
-def _subjects(engine: Engine, config: Config, org: store.OrgInfo) -> list[_Subject]:
+def _subjects(engine: Engine, projects: Mapping[str, int],
+              org: store.OrgInfo) -> list[_Subject]:
     out = []
     if org.monthly_budget_nanos is not None:
         out.append(_Subject("org", org.monthly_budget_nanos, label=org.name))
@@ -75,7 +86,7 @@ def _subjects(engine: Engine, config: Config, org: store.OrgInfo) -> list[_Subje
             who = f"{m.name} ({m.email})" if m.name else m.email
             out.append(_Subject(f"member:{m.email}", m.monthly_budget_nanos, user_id=m.user_id,
                                 label=f"{who} at {org.name}", their="their"))
-    for project, nanos in sorted(config.budgets.get(org.slug, {}).items()):
+    for project, nanos in sorted(projects.items()):
         out.append(_Subject(f"project:{project}", nanos, project=project,
                             label=f"Project {project} at {org.name}"))
     return out
@@ -117,10 +128,8 @@ def _top(engine: Engine, org: store.OrgInfo, subject: _Subject | None, first: da
          last: date, column: Any) -> list[tuple[Any, int]]:
     span = Period("custom", first, last, org.timezone)
     cost = func.sum(E.cost_nanos)
-    query = (select(column, cost).where(
-        E.organization_id == org.id, E.ts_us >= int(span.start.timestamp()) * 1_000_000,
-        E.ts_us < int(span.end.timestamp()) * 1_000_000)
-        .group_by(column).order_by(cost.desc(), column).limit(TOP))
+    query = (select(column, cost).where(*aggregate.in_period(org.id, span))
+        .group_by(column).order_by(cost.desc(), column).limit(NAMED))
     if subject is not None and subject.user_id is not None:
         query = query.where(E.user_id == subject.user_id)
     if subject is not None and subject.project is not None:
@@ -149,22 +158,22 @@ def drivers(engine: Engine, org: store.OrgInfo, subject: _Subject | None, first:
     return tuple(lines)
 
 
-def _budget_alerts(engine: Engine, config: Config, job: JobSettings, org: store.OrgInfo,
-                   today: date, only: str | None, told: bool) -> list[Alert]:
-    assert job.alert is not None
-    on = job.alert.on
+def _budget_alerts(engine: Engine, rule: AlertSettings, projects: Mapping[str, int],
+                   org: store.OrgInfo, today: date, only: str | None,
+                   told: bool) -> list[Alert]:
+    on = rule.on
     # the forecast divides by whole days: it is read through the last complete day; on the
     # 1st, the month just ended is read once more (spend of its last hours)
     days = [today - timedelta(days=1)] if on == "forecast" else [today]
     if on == "actual" and today.day == 1:
         days.insert(0, today - timedelta(days=1))
-    subjects = [s for s in _subjects(engine, config, org) if only in (None, s.key)]
+    subjects = [s for s in _subjects(engine, projects, org) if only in (None, s.key)]
     out = []
     for last, subject in ((d, s) for d in days for s in subjects):
         first, month_last = budget.month_of(last)
         made = budget.block(subject.monthly, _spent(engine, org, subject, first, last), last)
         value = made.forecast_nanos if on == "forecast" else made.spent_nanos
-        reached = [t for t in job.alert.thresholds if value * 100 >= t * subject.monthly]
+        reached = [t for t in rule.thresholds if value * 100 >= t * subject.monthly]
         if not reached:
             continue
         summary = _budget_sentence(subject, made, on)
@@ -179,9 +188,8 @@ def daily_spend(engine: Engine, org: store.OrgInfo, first: date, last: date) -> 
     usage), computed in the database."""
     span = Period("custom", first, last, org.timezone)
     day = aggregate.local_day(span)
-    query = (select(day, func.sum(E.cost_nanos)).where(
-        E.organization_id == org.id, E.ts_us >= int(span.start.timestamp()) * 1_000_000,
-        E.ts_us < int(span.end.timestamp()) * 1_000_000).group_by(day))
+    query = (select(day, func.sum(E.cost_nanos)).where(*aggregate.in_period(org.id, span))
+             .group_by(day))
     with engine.connect() as conn:
         by_day = {int(d): int(total) for d, total in conn.execute(query)}
     epoch = aggregate.EPOCH
@@ -189,14 +197,13 @@ def daily_spend(engine: Engine, org: store.OrgInfo, first: date, last: date) -> 
             for i in range((last - first).days + 1)]
 
 
-def _spike_alerts(engine: Engine, job: JobSettings, org: store.OrgInfo,
+def _spike_alerts(engine: Engine, rule: AlertSettings, org: store.OrgInfo,
                   today: date, told: bool) -> list[Alert]:
-    assert job.alert is not None
     day = today - timedelta(days=1)
     spends = daily_spend(engine, org, day - timedelta(days=SPIKE_DAYS), day)
     spent, before = spends[-1], spends[:-1]
     usual = statistics.median(before)
-    if spent < job.alert.min_nanos or spent < job.alert.factor * usual:
+    if spent < rule.min_nanos or spent < rule.factor * usual:
         return []
     when = f"{readable.day_text(day)} ({readable.zone_words(org.timezone)})"
     if usual:
@@ -213,41 +220,32 @@ def _spike_alerts(engine: Engine, job: JobSettings, org: store.OrgInfo,
     return [Alert("alert:org:spike", day, day, summary, details)]
 
 
-def evaluate(engine: Engine, config: Config, job: JobSettings, org_slug: str,
+def evaluate(engine: Engine, rule: AlertSettings, projects: Mapping[str, int], org_slug: str,
              reference: datetime, *, only: str | None = None,
              told: bool = True) -> list[Alert]:
-    """The alerts of ``job`` that hold for one organization at ``reference`` (the month and
-    the last complete day are those of the organization's timezone); ``only``: the one
-    subject key to look at; ``told``: with the members and models that drove each (a
-    plan needs only the conditions)."""
-    assert job.alert is not None
+    """The alerts of ``rule`` that hold for one organization at ``reference`` (the month and
+    the last complete day are those of the organization's timezone); ``projects``: the
+    organization's project budgets; ``only``: the one subject key to look at; ``told``:
+    with the members and models that drove each (a plan needs only the conditions)."""
     org = store.get_org(engine, org_slug)
     today = local_today(reference, org.timezone)
-    if job.alert.when == "spike":
+    if rule.when == "spike":
         return ([] if only not in (None, "org") else
-                _spike_alerts(engine, job, org, today, told))
-    return _budget_alerts(engine, config, job, org, today, only, told)
+                _spike_alerts(engine, rule, org, today, told))
+    return _budget_alerts(engine, rule, projects, org, today, only, told)
 
 
-def units(engine: Engine, config: Config, job: JobSettings, orgs: list[str],
-          reference: datetime, trigger: str, scheduled_for: datetime | None) -> list[Unit]:
-    """One unit per alert that holds now, per organization."""
-    return [Unit(job.name, slug, alert.audience, PERIOD, alert.first, alert.last, trigger,
-                 scheduled_for)
-            for slug in orgs
-            for alert in evaluate(engine, config, job, slug, reference, told=False)]
-
-
-def for_unit(engine: Engine, config: Config, job: JobSettings, unit: Unit,
-             reference: datetime) -> Alert | None:
-    """The unit's alert with today's numbers, or None when it no longer holds (a budget
-    raised since, a spend corrected). A unit's month or day decides, not the clock:
-    a unit run late speaks of its own month (through its last day at most)."""
-    subject = unit.audience.removeprefix("alert:").rsplit(":", 1)[0]
-    org = store.get_org(engine, unit.organization)
-    today = min(local_today(reference, org.timezone), unit.last + timedelta(days=1))
+def holds(engine: Engine, rule: AlertSettings, projects: Mapping[str, int], org_slug: str,
+          audience: str, first: date, last: date, reference: datetime) -> Alert | None:
+    """The alert named ``audience`` over ``first..last`` with today's numbers, or None when
+    it no longer holds (a budget raised since, a spend corrected). Its own month or day
+    decides, not the clock: an alert looked at late speaks of its own month (through its
+    last day at most)."""
+    subject = audience.removeprefix("alert:").rsplit(":", 1)[0]
+    org = store.get_org(engine, org_slug)
+    today = min(local_today(reference, org.timezone), last + timedelta(days=1))
     moment = periods.local_midnight(today, periods.zone(org.timezone))
-    found = evaluate(engine, config, job, unit.organization, moment + timedelta(hours=12),
+    found = evaluate(engine, rule, projects, org_slug, moment + timedelta(hours=12),
                      only=subject)
-    return next((a for a in found if a.audience == unit.audience
-                 and (a.first, a.last) == (unit.first, unit.last)), None)
+    return next((a for a in found if a.audience == audience
+                 and (a.first, a.last) == (first, last)), None)

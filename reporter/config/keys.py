@@ -1,14 +1,15 @@
-"""The keys of jobs.yaml: one table for reading, defaults, messages and the reference.
+"""The keys of jobs.yaml, every section's: one table for reading, defaults, messages and
+the reference.
 
-``reporter.jobs.config`` reads a file by this table; :func:`reference` renders it as the
-Markdown key reference of docs/CONFIGURATION.md (``python -m reporter.jobs.keys --write
-docs/CONFIGURATION.md`` replaces that section; without ``--write`` it prints it).
+``reporter.config.load`` reads a file by this table and nothing else holds a default;
+:func:`reference` renders it as the Markdown key reference of docs/CONFIGURATION.md
+(``python -m reporter.config --write docs/CONFIGURATION.md`` replaces that section;
+without ``--write`` it prints it).
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +17,16 @@ from typing import Any, Literal
 
 from reporter import periods
 from reporter.fsutil import atomic_write
-from reporter.jobs import settings
 from reporter.render import FORMATS
 
 Kind = Literal["string", "integer", "number", "boolean", "choice", "path", "folder", "file",
                "template", "cron", "timezone", "formats", "organizations", "audience",
-               "env_var", "section", "jobs", "email", "percents", "usd"]
+               "env_var", "section", "jobs", "email", "percents", "usd", "slug", "slug_map",
+               "sources"]
 
 AUDIENCES = ("admins", "members")
+ALERT = ("alert",)
+SOURCE_KINDS = ("litellm", "kilo", "sql")
 SECURITY = ("starttls", "ssl", "none")
 EXECUTORS = ("local", "celery")
 SMTP_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
@@ -57,6 +60,8 @@ class Key:
     choices: tuple[str, ...] = ()
     section: Section | None = None  # kinds "section", "jobs" and "email": the nested table
     env: str | None = None  # an environment variable that, set and non-empty, wins
+    #: the values of the section's ``kind`` this key belongs to (empty: every kind)
+    kinds: tuple[str, ...] = ()
 
     def default_for(self, values: Mapping[str, Any], env: Mapping[str, str]) -> Any:
         """The value of this key when the file leaves it out."""
@@ -100,6 +105,8 @@ def describe(key: Key, markdown: bool = False) -> str:
         "section": "a mapping", "jobs": "a mapping of job names to jobs",
         "usd": "an amount in USD (like `10` or `2.50`)",
         "percents": "a list of percents (1 to 1000)",
+        "slug": "an organization slug", "sources": "a mapping of source names to sources",
+        "slug_map": "a mapping of the source's organization ids to organization slugs",
         "email": f"{_md('true', markdown)}, {_md('false', markdown)} or a mapping",
         "organizations": f"{_md('all', markdown)} or a list of organization slugs",
         "audience": f"{_md('admins', markdown)}, {_md('members', markdown)} or a list of "
@@ -139,12 +146,12 @@ EMAIL = Section("job.deliver.email", "`true` (or empty) sends the job's formats 
                 "with the default subject; `false` sends no email.", (
     Key("subject", "template", "the subject line; names: `job`, `organization.{slug,name,"
         "timezone}`, `period.{name,label,first,last,timezone}`, `member`, `member_name`",
-        default=settings.DEFAULT_SUBJECT),
+        default="{{ organization.name }} AI usage, {{ period.label }}"),
     Key("attach", "formats", "the formats attached; each must be among the job's `formats`",
         default=Computed("the job's `formats`", lambda values, env: values["formats"]),
         minimum=0, choices=tuple(FORMATS)),
     Key("max_attachment_bytes", "integer", "larger files are left out, and the message says "
-        "where their stored copy is", default=settings.MAX_ATTACHMENT_BYTES, minimum=0,
+        "where their stored copy is", default=10 * 1024 * 1024, minimum=0,
         maximum=1024**3),
 ))
 
@@ -189,21 +196,46 @@ JOB = Section("job", "Each entry of `jobs`: its name is its id in the run ledger
     Key("enabled", "boolean", "`false`: the scheduler leaves the job alone", default=True),
     Key("when", "choice", "alerts: `budget` (thresholds of a monthly budget) or `spike` (a "
         "day's spend far above the days before); required for `kind: alert`",
-        choices=("budget", "spike")),
+        choices=("budget", "spike"), kinds=ALERT),
     Key("thresholds", "percents", "`when: budget`: each percent of the budget that alerts once "
         "a month", minimum=1,
-        default=Computed("`[50, 80, 100]`", lambda values, env: (50, 80, 100))),
+        default=Computed("`[50, 80, 100]`", lambda values, env: (50, 80, 100)), kinds=ALERT),
     Key("on", "choice", "`when: budget`: `actual` spend so far, or the month-end `forecast`",
-        default="actual", choices=("actual", "forecast")),
+        default="actual", choices=("actual", "forecast"), kinds=ALERT),
     Key("factor", "number", "`when: spike`: the last complete day's spend is at least this "
         "many times the median of the 14 days before it", default=3.0, minimum=1,
-        maximum=1000),
+        maximum=1000, kinds=ALERT),
     Key("min_usd", "usd", "`when: spike`: and at least this much, so a tiny day never "
-        "alerts", default=Computed("`10`", lambda values, env: 10 * 10**9)),
+        "alerts", default=Computed("`10`", lambda values, env: 10 * 10**9), kinds=ALERT),
     Key("sync", "boolean", "`true`: copy new usage from every configured source first "
         "(`reporter sync`), so the report holds the latest requests", default=False),
     Key("deliver", "section", "where the reports go (see `job.deliver`)", section=DELIVER,
         default=EVERY_DEFAULT),
+))
+
+SOURCE = Section("source", "Each entry of `sources`: where usage already lives, read by "
+                 "`reporter sync` (see the README, \"Reading from LiteLLM or Kilo Code\").", (
+    Key("kind", "choice", "`litellm`: a LiteLLM proxy's database; `kilo`: Kilo Code's cloud "
+        "database; `sql`: any database and a SELECT naming reporter's fields",
+        required=True, choices=SOURCE_KINDS),
+    Key("url_env", "env_var", "the environment variable holding the database URL (the URL "
+        "is a secret and never stands in the file)", required=True),
+    Key("organization", "slug", "every row goes to this organization", kinds=("litellm", "sql")),
+    Key("organization_from", "choice", "the LiteLLM alias a row's organization is named by",
+        choices=("organization_alias", "team_alias"), kinds=("litellm",)),
+    Key("project_from", "string", "`team_alias`, `tag:PREFIX` (a request tag) or "
+        "`metadata:KEY`: where a row's project comes from", kinds=("litellm",)),
+    Key("organizations", "slug_map", "the source's organization ids and the slug each is "
+        "stored under (only these are read)", kinds=("kilo",)),
+    Key("query", "string", "a SELECT naming reporter's fields, with `:since` (rows at or "
+        "after it)", kinds=("sql",)),
+    Key("overlap_minutes", "number", "each sync reads again this far before the last row "
+        "it stored (rows written late keep their earlier time)", default=10.0, minimum=0,
+        maximum=10_080),
+    Key("page_size", "integer", "rows read per transaction", default=10_000, minimum=1,
+        maximum=1_000_000),
+    Key("timeout_seconds", "number", "for connecting and for each page's query",
+        default=30.0, minimum=0.001, maximum=3600),
 ))
 
 SCHEDULER = Section("scheduler", "The long-running service (`reporter scheduler`).", (
@@ -223,8 +255,8 @@ EXECUTOR = Section("executor", "How `reporter run`, `backfill` and the scheduler
         default=Computed("the number of CPU cores", lambda values, env: os.cpu_count() or 1)),
     Key("max_reports_per_worker", "integer", "a worker process is replaced after this many "
         "reports", default=50, minimum=1, maximum=1_000_000),
-    Key("broker_url", "string", "the Celery broker (and result backend)",
-        default=settings.DEFAULT_BROKER, env=settings.BROKER_ENV),
+    BROKER := Key("broker_url", "string", "the Celery broker (and result backend)",
+                  default="redis://127.0.0.1:6379/0", env="REPORTER_BROKER_URL"),
 ))
 
 SMTP = Section("smtp", "The mail server. Without this section, email is written to "
@@ -252,7 +284,7 @@ SMTP = Section("smtp", "The mail server. Without this section, email is written 
         "each", default=2.0, minimum=0, maximum=600),
 ))
 
-TOP = Section("", "The file itself.", (
+FILE = Section("", "The file itself.", (
     Key("database", "string", "the database URL; `--db`, then `REPORTER_DATABASE_URL`, win "
         "over it; default: `sqlite:///reporter.db`"),
     Key("output", "path", "stored reports and the outbox live under it" + _RELATIVE,
@@ -263,17 +295,17 @@ TOP = Section("", "The file itself.", (
         default=EVERY_DEFAULT),
     Key("scheduler", "section", "the scheduler service (see `scheduler`)", section=SCHEDULER,
         default=EVERY_DEFAULT),
-    Key("sources", "section", "where usage already lives, copied in by `reporter sync`: "
-        "sources by name (see the README, \"Reading from LiteLLM or Kilo Code\")"),
+    Key("sources", "sources", "where usage already lives, copied in by `reporter sync`: "
+        "sources by name (see `source`)", section=SOURCE),
     Key("budgets", "section", "monthly budgets of projects, by organization: `{ORG: "
         "{projects: {NAME: AMOUNT}}}` (organizations and members: `reporter org set` / "
         "`member set --monthly-budget`)"),
     Key("jobs", "jobs", "the jobs by name (see `job`)", required=True, section=JOB),
 ))
 
-SECTIONS = (TOP, SMTP, EXECUTOR, SCHEDULER, JOB, DELIVER, EMAIL, WEBHOOK)
+SECTIONS = (FILE, SMTP, EXECUTOR, SCHEDULER, SOURCE, JOB, DELIVER, EMAIL, WEBHOOK)
 
-BEGIN = "<!-- key reference: generated from reporter/jobs/keys.py; do not edit by hand -->"
+BEGIN = "<!-- key reference: generated from reporter/config/keys.py; do not edit by hand -->"
 END = "<!-- end of the generated key reference -->"
 
 
@@ -309,9 +341,3 @@ def write(doc: Path) -> bool:
         atomic_write(doc, new.encode("utf-8"))
     return new != text
 
-
-if __name__ == "__main__":
-    if sys.argv[1:2] == ["--write"] and len(sys.argv) == 3:
-        write(Path(sys.argv[2]))
-    else:
-        sys.stdout.write(reference() + "\n")

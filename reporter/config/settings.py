@@ -1,4 +1,10 @@
-"""The settings jobs.yaml holds, as frozen dataclasses (``reporter.jobs.config`` builds them)."""
+"""The settings jobs.yaml holds that belong to no lower package: the jobs, the executor,
+the scheduler and the file as a whole (``reporter.config.load`` builds them).
+
+The settings of a channel or a source are defined beside the code that uses them
+(``SmtpSettings``, ``WebhookSettings``, ``SourceSettings``, ``AlertSettings``); every
+default is in the key table (``reporter.config.keys``).
+"""
 
 from __future__ import annotations
 
@@ -6,15 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reporter.alerts.rules import AlertSettings
 from reporter.deliver.smtp import SmtpSettings
+from reporter.deliver.webhook import WebhookSettings
 from reporter.errors import ConfigError
-from reporter.store.sources.settings import SourceSettings
+from reporter.store.sources.common import SourceSettings
 
-DEFAULT_SUBJECT = "{{ organization.name }} AI usage, {{ period.label }}"
-DEFAULT_BROKER = "redis://127.0.0.1:6379/0"
-BROKER_ENV = "REPORTER_BROKER_URL"
+#: the sender of messages written to the outbox when no ``smtp`` section names one
 DEFAULT_SENDER = "Usage Reports <reports@localhost>"
-MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,8 @@ class JobSettings:
     """One entry of ``jobs``: when, which period, for whom, in which formats, delivered how."""
 
     name: str
-    period: str
+    kind: str  # "report" or "alert": the module of reporter.jobs.kinds that runs it
+    period: str  # a period name; "alert" for alert jobs
     formats: tuple[str, ...]
     schedule: str | None
     timezone: str | None
@@ -39,37 +45,13 @@ class JobSettings:
     audience: str  # "admins", "members" or "list"
     addresses: tuple[str, ...]  # the normalized addresses of a "list" audience
     skip_empty: bool
-    store: bool
+    keep_files: bool  # ``deliver.store``: keep the rendered files under the output folder
     email: EmailSettings | None
+    webhook: WebhookSettings | None
     enabled: bool
-    sync: bool  # sync every configured source before the job runs
+    sync: bool  # sync the sources that feed the job's organizations before it runs
     line: int  # where the job's name stands in the file
-    kind: str = "report"  # "report" or "alert"
     alert: AlertSettings | None = None  # what an alert job watches
-    webhook: WebhookSettings | None = None
-
-
-@dataclass(frozen=True)
-class AlertSettings:
-    """An alert job's condition: ``budget`` thresholds (of actual spend or the forecast) or
-    a ``spike`` of the last complete day over the median of the 14 days before it."""
-
-    when: str  # "budget" or "spike"
-    thresholds: tuple[int, ...] = (50, 80, 100)
-    on: str = "actual"  # "actual" or "forecast"
-    factor: float = 3.0
-    min_nanos: int = 10_000_000_000
-
-
-@dataclass(frozen=True)
-class WebhookSettings:
-    """A job's ``deliver.webhook``: the URL (from ``url_env``) and how to retry."""
-
-    url: str = field(repr=False)
-    url_env: str
-    timeout_seconds: float = 10.0
-    retries: int = 4
-    retry_backoff_seconds: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -107,6 +89,9 @@ class Config:
     sources: Mapping[str, SourceSettings] = field(default_factory=dict)
     #: monthly budgets of projects in nano-dollars: organization -> project -> budget
     budgets: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    #: ``file:line: what`` for each environment variable the file names that is not set;
+    #: only the jobs that use one fail, each naming it (``reporter validate`` lists them)
+    unset: tuple[str, ...] = ()
 
     def job(self, name: str) -> JobSettings:
         """The job called ``name``; ConfigError listing the jobs when there is none."""
