@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
 import psycopg
 import pytest
+from click.testing import CliRunner, Result
 from sqlalchemy import Engine, inspect, text
 
+from reporter.cli import main
 from reporter.store import db
 
 PG_ADMIN = os.environ.get("REPORTER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -118,3 +120,30 @@ def browser() -> Iterator[Any]:
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        db_url: str) -> Callable[..., Result]:
+    """``reporter ARGS`` in-process, in an empty folder, against the test database; the
+    engines a command opens are disposed of after it (a real process would exit)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REPORTER_DATABASE_URL", raising=False)
+    engines: list[Engine] = []
+    opener = db.open_engine
+
+    def tracked(*args: Any, **kwargs: Any) -> Engine:
+        engines.append(opener(*args, **kwargs))
+        return engines[-1]
+
+    monkeypatch.setattr(db, "open_engine", tracked)
+
+    def run(*args: str, input: str | None = None) -> Result:
+        try:
+            return CliRunner().invoke(main, [*args, "--db", db_url], input=input,
+                                      prog_name="reporter")
+        finally:
+            while engines:
+                engines.pop().dispose()
+
+    return run

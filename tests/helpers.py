@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
@@ -96,10 +99,22 @@ def report_json(engine: Engine, org: str, period: Period,
     return data
 
 
-def wait_for(what: str, check: Callable[[], bool], seconds: float) -> None:
+def wait_for(what: str, check: Callable[[], bool], seconds: float = 60) -> None:
     """Poll ``check`` until it holds; AssertionError naming ``what`` after ``seconds``."""
     deadline = time.monotonic() + seconds
     while not check():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+#: the ``reporter`` command of the venv running the tests
+REPORTER = Path(sys.executable).parent / "reporter"
+
+
+def reporter(*args: str, cwd: Path, stdin: str | None = None,
+             timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``reporter ARGS`` as a real process in ``cwd`` (without REPORTER_DATABASE_URL)."""
+    env = {k: v for k, v in os.environ.items() if k != "REPORTER_DATABASE_URL"}
+    return subprocess.run([str(REPORTER), *args], cwd=cwd, input=stdin, capture_output=True,
+                          text=True, env=env, timeout=timeout, check=False)

@@ -259,3 +259,18 @@ def test_noqa_names_only_rules_ruff_checks() -> None:
                         if not any(letters == a and digits.startswith(d) for a, d in selected):
                             wrong.append(f"{path.relative_to(checkout)}:{number}: {line.strip()}")
     assert wrong == [], f"ruff selects only {', '.join(a + d for a, d in selected)}"
+
+
+def test_the_architecture_page_names_every_module() -> None:
+    """docs/ARCHITECTURE.md stays true to the code: each module is named there by its path
+    (``jobs/run``, ``errors``), and it names no module that does not exist."""
+    page = (ROOT.parent / "docs" / "ARCHITECTURE.md").read_text("utf-8")
+    named = {name for name in re.findall(r"`([a-z_]+(?:/[a-z_]+)*)`", page)}
+    paths = {str(p.relative_to(ROOT).with_suffix("")).removesuffix("/__init__")
+             for p in _counted() if p.parent != ROOT or p.name != "__init__.py"}
+    modules = {p for p in paths if p.rsplit("/", 1)[-1] not in ("__init__",)
+               and (ROOT / f"{p}.py").is_file()}
+    assert sorted(modules - named) == [], "modules docs/ARCHITECTURE.md does not name"
+    listed = {n for n in named if "/" in n and n.split("/", 1)[0] in ALLOWED}
+    assert sorted(n for n in listed if not (ROOT / f"{n}.py").is_file()
+                  and not (ROOT / n).is_dir()) == [], "named but not there"

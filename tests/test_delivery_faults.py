@@ -36,6 +36,7 @@ from tests.delivery_support import (
     smtp_server,
     write_config,
 )
+from tests.helpers import wait_for
 
 WEEKLY = """\
 output: out
@@ -59,14 +60,6 @@ jobs:
 """
 
 
-def wait_for(what: str, check: Callable[[], bool], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def weekly(tmp_path: Path, port: int | None, timeout: int = 600) -> Config:
     head = smtp_section(port) if port is not None else ""
     return write_config(tmp_path, head + WEEKLY.format(timeout=timeout))
@@ -87,17 +80,26 @@ def in_thread(target: Callable[[], Outcome]) -> tuple[threading.Thread, list[Out
 
 def test_a_unit_running_longer_than_the_timeout_keeps_its_claim(tmp_path: Path,
                                                                 engine: Engine) -> None:
+    """The unit's clock moves three unit timeouts on while its message waits at the server;
+    its heartbeat keeps the claim at that time, so a second attempt finds it held."""
     seed(engine)
     mailbox = SlowMailbox(gate=threading.Event())
+    moment = [NOW]
     with smtp_server(mailbox) as port:
         cfg = weekly(tmp_path, port, timeout=1)
         unit = acme_unit(engine, cfg)
-        started = time.monotonic()
-        first, first_outcome = in_thread(lambda: runner.execute(engine, cfg, unit, now=NOW))
+        first, first_outcome = in_thread(lambda: runner.execute(
+            engine, cfg, unit, now=NOW, clock=lambda: moment[0]))
         wait_for("the first attempt to reach the server", lambda: mailbox.waiting == 1)
-        wait_for("three unit timeouts", lambda: time.monotonic() - started > 3)
-        second, second_outcome = in_thread(lambda: runner.execute(
-            engine, cfg, unit, now=NOW + timedelta(seconds=time.monotonic() - started)))
+        moment[0] = NOW + timedelta(seconds=3)
+
+        def beaten() -> bool:
+            record = ledger.get(engine, unit)
+            claimed = record.claimed_at if record is not None else None
+            return claimed is not None and claimed.replace(tzinfo=UTC) >= moment[0]
+        wait_for("a heartbeat at the unit's new time", beaten)
+        second, second_outcome = in_thread(lambda: runner.execute(engine, cfg, unit,
+                                                                  now=moment[0]))
         wait_for("the second attempt to end or reach the server",
                  lambda: not second.is_alive() or mailbox.waiting == 2)
         assert mailbox.gate is not None

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,9 @@ from sqlalchemy import Engine
 from reporter.cli import main
 from reporter.store import db
 from reporter.store import orgs as store
-from tests.helpers import load, row
+from tests.helpers import REPORTER, load, row
 
 SECRET = "s3cr3t-Pa55"
-REPORTER = Path(sys.executable).parent / "reporter"
 
 JOBS = """\
 output: out

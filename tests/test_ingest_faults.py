@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from sqlalchemy import Engine, event, func, select, text
 
-from reporter.cli import main
 from reporter.errors import ReporterError
 from reporter.periods import Period
 from reporter.store import db
@@ -430,31 +429,6 @@ def test_reports_over_the_boundary_values(engine: Engine) -> None:
 
 
 # ---------------------------------------------------------------- the command
-
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        db_url: str) -> Callable[..., Result]:
-    """``reporter ARGS`` in-process against the test database, its engine disposed after."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("REPORTER_DATABASE_URL", raising=False)
-    engines: list[Engine] = []
-    opener = db.open_engine
-
-    def tracked(*args: Any, **kwargs: Any) -> Engine:
-        engines.append(opener(*args, **kwargs))
-        return engines[-1]
-
-    monkeypatch.setattr(db, "open_engine", tracked)
-
-    def run(*args: str) -> Result:
-        try:
-            return CliRunner().invoke(main, [*args, "--db", db_url], prog_name="reporter")
-        finally:
-            while engines:
-                engines.pop().dispose()
-
-    return run
 
 
 def test_ingest_command_names_what_it_created(cli: Callable[..., Result],

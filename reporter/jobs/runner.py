@@ -117,7 +117,7 @@ def _describe(engine: Engine, config: Config, job: JobSettings, unit: Unit, forc
 
 
 def execute(engine: Engine, config: Config, unit: Unit, *, now: datetime, force: bool = False,
-            dry_run: bool = False) -> Outcome:
+            dry_run: bool = False, clock: Callable[[], datetime] | None = None) -> Outcome:
     """Claim one unit, then build what its job's kind delivers and hand it to the channels.
     Failures become ``failed`` outcomes.
 
@@ -125,12 +125,16 @@ def execute(engine: Engine, config: Config, unit: Unit, *, now: datetime, force:
     heartbeat keeps the claim fresh, so however long it takes no other process takes it
     over; one that stops (killed, crashed) leaves a claim that goes stale after
     ``scheduler.unit_timeout_seconds`` and is then taken over. A unit whose period is not
-    over yet at ``now`` is ``skipped`` and leaves no trace in the ledger.
+    over yet at ``now`` is ``skipped`` and leaves no trace in the ledger. ``clock`` tells
+    the time while the unit runs (its heartbeat and its end); default: ``now`` moved on by
+    the time elapsed.
     """
     started = time.monotonic()
 
-    def clock() -> datetime:
+    def elapsed() -> datetime:
         return now + timedelta(seconds=time.monotonic() - started)
+
+    tick = clock or elapsed
 
     timeout = config.scheduler.unit_timeout_seconds
     try:
@@ -160,7 +164,7 @@ def execute(engine: Engine, config: Config, unit: Unit, *, now: datetime, force:
     resend = claim.deliveries > 0
     progress = deliveries.Progress()
     note: str | None = None
-    with Heartbeat(engine, unit, owner, clock, max(0.05, timeout / 3)) as beat:
+    with Heartbeat(engine, unit, owner, tick, max(0.05, timeout / 3)) as beat:
         try:
             progress = deliveries.earlier(engine, unit, resend or force)
             parcel = kind.build(engine, config, job, unit, now)
@@ -183,7 +187,7 @@ def execute(engine: Engine, config: Config, unit: Unit, *, now: datetime, force:
         state, error = FAILED, _taken_over(timeout) + "; this attempt sent nothing more"
     seconds = time.monotonic() - started
     try:
-        kept = ledger.finish(engine, unit, owner=owner, now=clock(), state=state,
+        kept = ledger.finish(engine, unit, owner=owner, now=tick(), state=state,
                              seconds=seconds, error=error or note, files=progress.files,
                              recipients=progress.recipients,
                              timings={k: round(v, 4) for k, v in progress.timings.items()},
