@@ -125,8 +125,11 @@ def due_runs(specs: Mapping[str, Spec], states: Mapping[str, FireState], now: da
             continue
         latest = None
         if not spec.once:
-            for fired in fire_times(spec.cron(), max(state.last_fire, now - grace * 2), now):
+            horizon = now - grace * 2
+            for fired in fire_times(spec.cron(), max(state.last_fire, horizon), now):
                 latest = fired
+            if latest is None and state.last_fire < horizon:  # down for long: say so
+                latest = next(fire_times(spec.cron(), state.last_fire, horizon), None)
         if latest is not None and latest > state.last_fire:
             left = None if state.finished else state.last_fire
             out.append(Due(spec_id, latest, "run" if now - latest <= grace else "missed",
