@@ -187,7 +187,7 @@ jobs:
 """
 
 
-@pytest.mark.parametrize("moved_at, state", [((2, 0), "delivered"), ((5, 0), "missed")])
+@pytest.mark.parametrize(("moved_at", "state"), [((2, 0), "delivered"), ((5, 0), "missed")])
 def test_an_organization_that_changes_timezone_on_its_run_day_loses_nothing(
         sqlite_engine: Engine, tmp_path: Path, moved_at: tuple[int, int],
         state: str) -> None:
@@ -358,7 +358,7 @@ def test_a_source_down_delays_only_the_jobs_that_read_it(
             ("everyone-weekly", "acme", "delivered"), ("everyone-weekly", "globex", "delivered"),
             ("globex-weekly", "globex", "delivered")]
         # the job that reads the source that is down waits for it, with a line each time
-        for retry in range(4):
+        for _retry in range(4):
             clock.now = triggers.load_states(sqlite_engine)["acme-weekly"].retry_at
             assert svc.tick(clock.now) == []
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
