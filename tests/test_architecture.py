@@ -22,7 +22,7 @@ MAX_LINES = 400
 
 FOUNDATION = "foundation"
 #: the modules of the foundation layer (besides the package ``reporter`` itself)
-FOUNDATION_MODULES = {"errors", "money", "periods", "fsutil", "addresses"}
+FOUNDATION_MODULES = {"errors", "money", "periods", "fsutil", "addresses", "logcontext"}
 BELOW_CONFIG = {FOUNDATION, "store", "report", "alerts", "render", "deliver"}
 #: layer -> the layers its modules may import (their own layer always)
 ALLOWED: dict[str, set[str]] = {

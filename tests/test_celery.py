@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -126,4 +127,71 @@ def test_two_workers_one_killed_mid_batch_deliver_each_once(
     reports = [p for p in (tmp_path / "out" / "weekly").glob("*/*/*.json")
                if p.name != "manifest.json"]
     assert len(reports) == ORGS
+    engine.dispose()
+
+
+@pytest.mark.slow
+def test_a_run_with_no_worker_gives_up_in_time_and_a_late_worker_sends_nothing(
+        tmp_path: Path) -> None:
+    queue = f"reporter-test-{uuid.uuid4().hex}"
+    env = {**os.environ, "REPORTER_BROKER_URL": BROKER, QUEUE_ENV: queue}
+    (tmp_path / "jobs.yaml").write_text(JOBS.replace(
+        "max_reports_per_worker: 20}", "max_reports_per_worker: 20, start_timeout_seconds: 2}"))
+    url = f"sqlite:///{tmp_path / 'reporter.db'}"
+    engine = db.open_engine(url)
+    for slug in ("acme", "globex", "initech"):
+        store.set_org(engine, slug)
+        store.set_member(engine, slug, f"admin@{slug}.com", role="admin")
+    command = str(Path(sys.executable).parent / "reporter")
+    began = time.monotonic()
+    run = subprocess.run([command, "run", "weekly", "--config", "jobs.yaml", "--db", url,
+                          "--from", "2026-11-16", "--to", "2026-11-22"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert time.monotonic() - began < 30
+    assert run.returncode == 1, run.stderr
+    said = (f"no Celery worker started a unit within 2 s (queue '{queue}' on {BROKER}); "
+            "gave up, and it will not be run later")
+    assert f"ERROR: {said}: 3 units not run\n" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert run.stdout.count(f"error: {said}") == 3
+    # a worker that starts later finds the tasks of a run that gave up: it runs none
+    with (tmp_path / "worker.log").open("wb") as log:
+        worker = subprocess.Popen([command, "worker", "--config", "jobs.yaml", "--db", url,
+                                   "--concurrency", "1", "-v"], cwd=tmp_path, env=env,
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        broker = redis.Redis.from_url(BROKER)
+        wait_for("the worker", lambda: b" ready." in (tmp_path / "worker.log").read_bytes(), 60)
+        wait_for("the queue to drain", lambda: broker.llen(queue) == 0, 60)
+        wait_for("the worker to look at each task", lambda: (
+            tmp_path / "worker.log").read_bytes().count(b"not run") >= 3, 60)
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+        redis.Redis.from_url(BROKER).delete(queue)
+    assert [r for r in ledger.history(engine) if r.deliveries] == []
+    assert not (tmp_path / "out" / "outbox").exists()
+    # every worker log line carries its time with the offset
+    logged = [line for line in (tmp_path / "worker.log").read_text().splitlines()
+              if " reporter.service" in line]
+    assert len(logged) >= 3
+    for line in logged:
+        assert datetime.fromisoformat(line.split(" ", 1)[0]).utcoffset() is not None
+    engine.dispose()
+
+
+def test_a_broker_that_is_down_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "jobs.yaml").write_text(JOBS.replace(BROKER, "redis://127.0.0.1:1/0"))
+    url = f"sqlite:///{tmp_path / 'reporter.db'}"
+    engine = db.open_engine(url)
+    store.set_org(engine, "acme")
+    env = {k: v for k, v in os.environ.items() if k != "REPORTER_BROKER_URL"}
+    command = str(Path(sys.executable).parent / "reporter")
+    run = subprocess.run([command, "run", "weekly", "--config", "jobs.yaml", "--db", url,
+                          "--from", "2026-11-16", "--to", "2026-11-22"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    assert run.stderr.startswith("reporter: error: Celery queue 'celery' on "
+                                 "redis://127.0.0.1:1/0: cannot send the units: ")
+    assert run.stderr.count("\n") == 1, run.stderr
     engine.dispose()

@@ -241,7 +241,8 @@ def test_a_failing_unit_does_not_hold_back_later_fires() -> None:
                                retry_at=utc(2026, 11, 23, 8, 30))
     # the 07:00 batch keeps failing; at 08:00 the 08:00 fire runs all the same
     assert triggers.due_runs({"hourly": spec}, {"hourly": stuck}, utc(2026, 11, 23, 8, 0, 5),
-                             7200) == [triggers.Due("hourly", utc(2026, 11, 23, 8), "run")]
+                             7200) == [triggers.Due("hourly", utc(2026, 11, 23, 8), "run",
+                                                    abandoned=utc(2026, 11, 23, 7))]
 
 
 def test_a_database_error_while_scheduling_does_not_end_the_service(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import date, datetime
 
@@ -13,7 +14,7 @@ from reporter.cli.app import Context, _date, common, main, period_options
 from reporter.errors import ReporterError
 from reporter.jobs import ledger, run
 from reporter.jobs.units import Outcome
-from reporter.service import executors
+from reporter.service import executors, triggers
 from reporter.service.scheduler import next_runs
 from reporter.store import orgs as store
 
@@ -118,20 +119,38 @@ def validate_command(ctx: Context) -> None:
 @click.option("--state", type=click.Choice(ledger.STATES), default=None, help="Only this state.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1_000_000),
               help="At most this many rows (1 to 1,000,000).")
+@click.option("--json", "as_json", is_flag=True,
+              help="A JSON array: one object per run (kind 'unit') and per scheduled run "
+                   "that failed or was missed (kind 'fire').")
 @common
 def runs_command(ctx: Context, job: str | None, org: str | None, state: str | None,
-                 limit: int) -> None:
-    """Show the run history, newest first."""
-    for record in ledger.history(ctx.engine, job=job, organization=org, state=state,
-                                 limit=limit):
+                 limit: int, as_json: bool) -> None:
+    """Show the run history, newest first, after the scheduled runs that failed (with why
+    and when they are tried again) or were missed."""
+    troubles = [t for t in triggers.troubles(ctx.engine)
+                if (job is None or t.job == job) and (state is None or t.state == state)
+                and (org is None or t.orgs is None or org in t.orgs)]
+    records = ledger.history(ctx.engine, job=job, organization=org, state=state, limit=limit)
+    if as_json:
+        click.echo(json.dumps([wording.trouble_object(t) for t in troubles]
+                              + [wording.record_object(r) for r in records], indent=1))
+        return
+    for trouble in troubles:
+        click.echo(wording.trouble_line(trouble))
+    for record in records:
         click.echo(wording.record_line(record))
 
 
 @main.command("jobs")
+@click.option("--json", "as_json", is_flag=True,
+              help="A JSON array: one object per job with its next run times.")
 @common
-def jobs_command(ctx: Context) -> None:
+def jobs_command(ctx: Context, as_json: bool) -> None:
     """List the configured jobs with their next run times."""
     fires = next_runs(ctx.config, ctx.engine, ctx.now())
+    if as_json:
+        click.echo(json.dumps(wording.job_objects(ctx.config, fires), indent=1))
+        return
     for text in wording.job_lines(ctx.config, fires):
         click.echo(text)
 

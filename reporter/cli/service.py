@@ -3,17 +3,42 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 import click
 
-from reporter.cli.app import Context, common, creates_database, main
+from reporter import logcontext
+from reporter.cli.app import Context, RedactingFormatter, common, creates_database, main
+
+
+class ServiceFormatter(RedactingFormatter):
+    """``2026-11-23T08:00:01.234+01:00 INFO reporter.service.scheduler [job=weekly
+    org=acme]: message``: the local time with its offset (to line the log up with a mail
+    server's), the level, the logger, what the line is about, passwords masked."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s%(about)s: %(message)s")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """The record's time in ISO 8601 with the local offset, to the millisecond."""
+        moment = datetime.fromtimestamp(record.created).astimezone()
+        return moment.isoformat(timespec="milliseconds")
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The formatted line (the job and organization of the context, when set)."""
+        if not hasattr(record, "about"):
+            record.about = logcontext.where()
+        return super().format(record)
 
 
 def _service_logging() -> None:
-    """A service reports what it does: INFO unless ``-v`` asked for more."""
+    """A service reports what it does: INFO unless ``-v`` asked for more, every line with
+    its time and what it is about."""
     logger = logging.getLogger("reporter")
     if logging.getLogger().getEffectiveLevel() > logging.INFO:
         logger.setLevel(logging.INFO)
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(ServiceFormatter())
 
 
 @main.command("scheduler")

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from reporter.config import Config
 from reporter.jobs.ledger import Record
 from reporter.jobs.units import HELD, SKIPPED, Outcome
+from reporter.service.triggers import Trouble
 
 SUMMARY_STATES = (("delivered", "delivered"), ("already", "already delivered"),
                   (HELD, "held"), ("empty", "empty"), (SKIPPED, "skipped"),
@@ -75,6 +77,61 @@ def record_line(record: Record) -> str:
     if record.error:
         text += f"  {'error' if record.state == 'failed' else 'note'}: {record.error}"
     return text
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def trouble_line(trouble: Trouble) -> str:
+    """A fire that failed or was missed, as ``reporter runs`` prints it above the units."""
+    who = f" orgs={','.join(trouble.orgs)}" if trouble.orgs else ""
+    retry = (f" next try {_when(trouble.retry_at)}"
+             if trouble.state == "failed" and trouble.retry_at else "")
+    return (f"{_when(trouble.scheduled_for)}  {trouble.state:<9} {trouble.job} scheduled run "
+            f"({trouble.timezone}){who} failures={trouble.failures}{retry}  error: "
+            f"{trouble.error}")
+
+
+def trouble_object(trouble: Trouble) -> dict[str, Any]:
+    """A failed or missed fire for ``reporter runs --json``."""
+    return {"kind": "fire", "job": trouble.job, "trigger": trouble.trigger_id,
+            "timezone": trouble.timezone,
+            "organizations": list(trouble.orgs) if trouble.orgs is not None else None,
+            "state": trouble.state, "scheduled_for": _iso(trouble.scheduled_for),
+            "failures": trouble.failures, "retry_at": _iso(trouble.retry_at),
+            "error": trouble.error}
+
+
+def record_object(record: Record) -> dict[str, Any]:
+    """A ledger row for ``reporter runs --json``: the fields of the table's line, and more."""
+    return {"kind": "unit", "job": record.job, "organization": record.organization,
+            "audience": record.audience, "first": record.first.isoformat(),
+            "last": record.last.isoformat(), "period": record.period_name,
+            "state": record.state, "trigger": record.trigger,
+            "scheduled_for": _iso(record.scheduled_for), "attempts": record.attempts,
+            "deliveries": record.deliveries, "forced": record.forced,
+            "claimed_at": _iso(record.claimed_at), "finished_at": _iso(record.finished_at),
+            "delivered_at": _iso(record.delivered_at), "seconds": record.seconds,
+            "recipients": record.recipients, "error": record.error}
+
+
+def job_objects(config: Config, fires: Mapping[str, list[datetime]]) -> list[dict[str, Any]]:
+    """Each job with its next fire times, for ``reporter jobs --json``."""
+    out = []
+    for job in config.jobs.values():
+        triggers = sorted(t for t in fires if t == job.name or t.startswith(f"{job.name}@"))
+        nexts = []
+        for trigger in triggers:
+            tz = ZoneInfo(job.timezone or trigger.partition("@")[2] or "UTC")
+            nexts.append({"trigger": trigger, "timezone": tz.key,
+                          "times": [fire.astimezone(tz).isoformat() for fire in fires[trigger]]})
+        out.append({"name": job.name, "enabled": job.enabled, "period": job.period,
+                    "audience": job.audience,
+                    "addresses": list(job.addresses) if job.audience == "list" else [],
+                    "formats": list(job.formats), "schedule": job.schedule,
+                    "timezone": job.timezone, "next": nexts})
+    return out
 
 
 def job_lines(config: Config, fires: Mapping[str, list[datetime]]) -> list[str]:

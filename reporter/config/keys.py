@@ -257,6 +257,9 @@ EXECUTOR = Section("executor", "How `reporter run`, `backfill` and the scheduler
         "reports", default=50, minimum=1, maximum=1_000_000),
     BROKER := Key("broker_url", "string", "the Celery broker (and result backend)",
                   default="redis://127.0.0.1:6379/0", env="REPORTER_BROKER_URL"),
+    Key("start_timeout_seconds", "integer", "a run whose units no Celery worker starts "
+        "within this time gives up on them, says so, and they are never delivered later",
+        default=60, minimum=1, maximum=DAY),
 ))
 
 SMTP = Section("smtp", "The mail server. Without this section, email is written to "

@@ -62,6 +62,7 @@ class ExecutorSettings:
     workers: int
     max_reports_per_worker: int
     broker_url: str
+    start_timeout_seconds: int = 60
 
 
 @dataclass(frozen=True)

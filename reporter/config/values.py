@@ -11,6 +11,7 @@ import math
 import re
 import reprlib
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -51,6 +52,10 @@ def show(value: object) -> str:
 def tag_name(tag: str) -> str:
     """``!!binary`` for ``tag:yaml.org,2002:binary``."""
     return "!!" + tag[len(STANDARD):] if tag.startswith(STANDARD) else tag
+
+
+#: where the check that a schedule fires at all starts looking
+NEVER_BEFORE = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def cron_trigger(expression: str, timezone: str | None = None) -> Any:
@@ -149,9 +154,14 @@ def _cron(r: Checking, node: yaml.Node, key: Key, where: str, value: Any) -> Any
     if not isinstance(value, str) or not value.strip():
         return WRONG
     try:
-        cron_trigger(value)
+        trigger = cron_trigger(value)
     except ConfigError as exc:
         r.error(node, where, str(exc))
+        return BAD
+    # a date that never comes (31 February): APScheduler looks ahead to its last year
+    if trigger.get_next_fire_time(None, NEVER_BEFORE) is None:
+        r.error(node, where, f"schedule {show(value)} never fires (no such date); "
+                             "give a day that exists in the months it names")
         return BAD
     return value
 

@@ -22,9 +22,9 @@ from reporter.store.schema import runs
 
 log = logging.getLogger(__name__)
 
-STATES = ("running", "delivered", "empty", "failed")
+STATES = ("running", "delivered", "empty", "failed", "missed")
 #: states a new attempt may take over without --force
-RETRYABLE = ("failed", "empty")
+RETRYABLE = ("failed", "empty", "missed")
 
 
 R = runs.c
@@ -173,6 +173,26 @@ def finish(engine: Engine, unit: Unit, *, owner: str, now: datetime, state: str,
         log.warning("%s: another process took this unit over; its result stands", unit.key)
         return False
     return True
+
+
+def record_missed(engine: Engine, units: list[Unit], *, now: datetime, reason: str) -> int:
+    """Record each unit that has no ledger row as ``missed`` (why: ``reason``), so the
+    history shows a period that was due and never ran; a later run may still deliver it.
+    The number of rows added."""
+    added = 0
+    for unit in units:
+        try:
+            with engine.begin() as conn:
+                conn.execute(insert(runs).values(
+                    job=unit.job, organization=unit.organization, audience=unit.audience,
+                    first_day=unit.first, last_day=unit.last, period_name=unit.period_name,
+                    state="missed", trigger=unit.trigger, scheduled_for=unit.scheduled_for,
+                    attempts=0, deliveries=0, forced=0, owner=None, claimed_at=now,
+                    finished_at=now, error=reason))
+            added += 1
+        except IntegrityError:
+            continue  # it ran (or was recorded) already: that row says more
+    return added
 
 
 def _record(row: Any) -> Record:

@@ -13,6 +13,7 @@ from types import TracebackType
 
 from sqlalchemy import Engine
 
+from reporter import logcontext
 from reporter.config import Config, JobSettings
 from reporter.errors import ReporterError
 from reporter.jobs import deliveries, kinds, ledger
@@ -118,6 +119,14 @@ def _describe(engine: Engine, config: Config, job: JobSettings, unit: Unit, forc
 
 def execute(engine: Engine, config: Config, unit: Unit, *, now: datetime, force: bool = False,
             dry_run: bool = False, clock: Callable[[], datetime] | None = None) -> Outcome:
+    """Run one unit (``_execute``), every line it logs naming its job and organization."""
+    with logcontext.about(unit.job, unit.organization):
+        return _execute(engine, config, unit, now=now, force=force, dry_run=dry_run,
+                        clock=clock)
+
+
+def _execute(engine: Engine, config: Config, unit: Unit, *, now: datetime, force: bool,
+             dry_run: bool, clock: Callable[[], datetime] | None) -> Outcome:
     """Claim one unit, then build what its job's kind delivers and hand it to the channels.
     Failures become ``failed`` outcomes.
 

@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from typing import Any
@@ -13,7 +14,9 @@ from typing import Any
 from celery import Celery
 
 from reporter.config.keys import BROKER
+from reporter.errors import DeliveryError
 from reporter.jobs.units import Outcome, Unit
+from reporter.store.db import redact
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,7 @@ def configure(broker_url: str | None = None, *, visibility_timeout: int = 1_800)
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        task_track_started=True,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
         result_expires=7 * 86_400,
@@ -118,14 +122,20 @@ def _engine_and_config() -> tuple[Any, Any]:
     name=TASK, bind=True, acks_late=True, reject_on_worker_lost=True,
     autoretry_for=(OSError,), retry_backoff=True, retry_backoff_max=60, max_retries=5)
 def execute_unit(self: Any, unit: dict[str, Any], force: bool, dry_run: bool, now: str,
-                 origin: float) -> dict[str, Any]:
+                 origin: float, run: str | None = None) -> dict[str, Any]:
     """Run one unit through the ledger; the ledger makes a redelivered task harmless. Its
     work starts at ``now`` advanced by the wall-clock time since ``origin`` (the
-    ``time.time()`` at which the batch read ``now``)."""
+    ``time.time()`` at which the batch read ``now``). ``run``: the key its run keeps alive
+    while it waits; a unit whose run gave up (or died) is not run at all."""
     from sqlalchemy.exc import OperationalError
 
     from reporter.jobs import runner
 
+    if run is not None and not app.backend.client.exists(run):
+        log.warning("%s %s %s: its run gave up waiting for it; not run", unit.get("job"),
+                    unit.get("organization"), unit.get("audience"))
+        return {"unit": unit, "state": "failed", "seconds": 0.0,
+                "error": "its run gave up waiting for a worker; not run"}
     engine, loaded = _engine_and_config()
     try:
         outcome = runner.execute(engine, loaded, unit_from_dict(unit),
@@ -155,52 +165,109 @@ def run_worker(config_path: str, db_url: str | None, *, concurrency: int,
 class CeleryExecutor:
     """Sends each unit as a task and yields outcomes as results come back.
 
-    When nothing comes back for ``timeout_seconds`` plus the visibility timeout (no worker,
-    or a lost one whose units are not yet handed on), the units still owed end ``failed``;
-    a later run delivers them, once.
+    When no worker starts any unit within ``start_seconds`` (none running, or none on this
+    queue), or nothing comes back for ``timeout_seconds`` plus the visibility timeout (a
+    lost worker whose units are not yet handed on), the run gives up on the units still
+    owed: they end ``failed`` with one line saying why, and they are never run later (the
+    tasks expire and are revoked, and a worker checks that its run still waits before it
+    runs a unit). A later run delivers them, once.
     """
 
     def __init__(self, broker_url: str | None, *, timeout_seconds: int = 1_800,
-                 stop: threading.Event | None = None, poll_seconds: float = 0.2) -> None:
+                 stop: threading.Event | None = None, poll_seconds: float = 0.2,
+                 start_seconds: float = 60) -> None:
         self.broker_url = broker_url
         self.timeout_seconds = timeout_seconds
         self.stop = stop
         self.poll_seconds = poll_seconds
+        self.start_seconds = start_seconds
 
     def __call__(self, units: Sequence[Unit], force: bool, dry_run: bool,
                  now: datetime) -> Iterator[Outcome]:
+        if not units:
+            return
         configure(self.broker_url, visibility_timeout=self.timeout_seconds)
+        patience = 2 * self.timeout_seconds + 10
+        run = f"reporter-run-{uuid.uuid4().hex}"
+        where = f"queue {app.conf.task_default_queue!r} on {redact(app.conf.broker_url)}"
         origin = time.time()
         order: list[tuple[str, Unit]] = []
-        for unit in units:
-            result = execute_unit.apply_async(args=[unit_to_dict(unit), force, dry_run,
-                                                    now.isoformat(), origin])
-            order.append((result.id, unit))
+        try:
+            self._keep(run, patience)
+            for unit in units:
+                result = execute_unit.apply_async(
+                    args=[unit_to_dict(unit), force, dry_run, now.isoformat(), origin],
+                    kwargs={"run": run}, expires=patience)
+                order.append((result.id, unit))
+        except Exception as exc:  # kombu's and redis's own errors: the broker is away
+            self._give_up(run, [task_id for task_id, _ in order])
+            raise DeliveryError(f"Celery {where}: cannot send the units: "
+                                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                                "; nothing was sent") from exc
+        log.info("%d units sent to the Celery workers (%s)", len(order), where)
         by_id = dict(order)
         pending = set(by_id)
         ready: dict[str, Outcome] = {}
-        patience = 2 * self.timeout_seconds + 10
-        last_progress = time.monotonic()
+        started = time.monotonic()
+        last_progress = started
+        any_started = False
         position = 0
         while position < len(order):
             if self.stop is not None and self.stop.is_set():
                 log.info("stopping: %d units left to the Celery workers", len(pending))
                 return
+            self._keep(run, patience)
             for task_id, meta in app.backend.get_many(set(pending), interval=self.poll_seconds,
                                                       max_iterations=1):
                 pending.discard(task_id)
                 last_progress = time.monotonic()
+                any_started = True
                 app.backend.forget(task_id)
                 ready[task_id] = self._outcome(meta, by_id[task_id])
             while position < len(order) and order[position][0] in ready:
                 yield ready.pop(order[position][0])
                 position += 1
+            waited = time.monotonic() - started
+            if not any_started and pending and waited > self.start_seconds:
+                any_started = any(app.AsyncResult(task_id).state == "STARTED"
+                                  for task_id in pending)
+                if not any_started:
+                    lost = (f"no Celery worker started a unit within {self.start_seconds:g} s "
+                            f"({where}); gave up, and it will not be run later")
+                    break
             if pending and time.monotonic() - last_progress > patience:
-                lost = f"no result from a Celery worker within {patience} s"
-                for task_id, unit in order[position:]:
-                    yield ready.pop(task_id) if task_id in ready else Outcome(
-                        unit, "failed", error=lost)
-                return
+                lost = (f"no result from a Celery worker within {patience} s ({where}); "
+                        "gave up, and it will not be run later")
+                break
+        else:
+            self._drop(run)
+            return
+        log.error("%s: %d units not run", lost, len(order) - position)
+        self._give_up(run, list(pending))
+        for task_id, unit in order[position:]:
+            yield ready.pop(task_id) if task_id in ready else Outcome(unit, "failed", error=lost)
+
+    @staticmethod
+    def _keep(run: str, seconds: int) -> None:
+        """Mark the run as still waiting for its units (for ``seconds``)."""
+        app.backend.client.set(run, "1", ex=max(1, seconds))
+
+    @staticmethod
+    def _drop(run: str) -> None:
+        try:
+            app.backend.client.delete(run)
+        except Exception:  # the key expires by itself
+            log.debug("cannot delete %s", run, exc_info=True)
+
+    def _give_up(self, run: str, task_ids: list[str]) -> None:
+        """Make sure no unit of a run that gave up is run later: the run's key goes (a
+        worker checks it first), and the tasks are revoked."""
+        self._drop(run)
+        try:
+            if task_ids:
+                app.control.revoke(task_ids)
+        except Exception:  # the worker's check still holds
+            log.debug("cannot revoke the tasks", exc_info=True)
 
     @staticmethod
     def _outcome(meta: dict[str, Any], unit: Unit) -> Outcome:

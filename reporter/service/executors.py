@@ -40,6 +40,7 @@ def from_config(config: Config, db_url: str, *,
     settings = config.executor
     if settings.kind == "celery":
         return CeleryExecutor(settings.broker_url,
-                              timeout_seconds=config.scheduler.unit_timeout_seconds, stop=stop)
+                              timeout_seconds=config.scheduler.unit_timeout_seconds, stop=stop,
+                              start_seconds=settings.start_timeout_seconds)
     return LocalPool(config, db_url, workers=settings.workers,
                      max_reports=settings.max_reports_per_worker, stop=stop)

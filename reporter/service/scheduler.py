@@ -7,10 +7,8 @@ import signal
 import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,10 +17,12 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from reporter import config as config_module
+from reporter import logcontext
 from reporter.errors import ReporterError
-from reporter.jobs import run
-from reporter.jobs.units import HELD, SKIPPED, Executor, Outcome, Unit
+from reporter.jobs import ledger, plan, run
+from reporter.jobs.units import FAILED, Executor
 from reporter.service import executors, triggers
+from reporter.service.batch import Batch, logged
 from reporter.service.lease import Lease, as_utc, utcnow
 from reporter.store import orgs
 
@@ -31,52 +31,8 @@ log = logging.getLogger(__name__)
 ExecutorFactory = Callable[[config_module.Config, threading.Event], Executor]
 #: the longest the loop waits after a database error before trying again
 MAX_BACKOFF_SECONDS = 60.0
-
-
-@dataclass
-class Batch:
-    """What one fire of one trigger did."""
-
-    trigger_id: str
-    scheduled_for: datetime
-    planned: int
-    outcomes: list[Outcome] = field(default_factory=list)
-
-    @property
-    def counts(self) -> Counter[str]:
-        """How many units ended in each state."""
-        return Counter(outcome.state for outcome in self.outcomes)
-
-    @property
-    def finished(self) -> bool:
-        """Every unit ran to an end; otherwise (stopped, failed, or held by a process that
-        may have died) the fire is owed again later, and the ledger skips what is done."""
-        return len(self.outcomes) == self.planned and not any(
-            outcome.state in ("failed", HELD, SKIPPED) for outcome in self.outcomes)
-
-
-def log_outcome(outcome: Outcome) -> None:
-    """One log line for a unit that ended."""
-    unit = outcome.unit
-    level = logging.WARNING if outcome.state == "failed" else logging.INFO
-    log.log(level, "job %s org %s %s period %s..%s: %s in %.2f s%s", unit.job,
-            unit.organization, unit.audience, unit.first, unit.last, outcome.state,
-            outcome.seconds, f": {outcome.error}" if outcome.error else "")
-
-
-def logged(executor: Executor, batch: Batch | None = None) -> Executor:
-    """The same executor, logging one line per unit as it ends (and counting the units
-    planned into ``batch``)."""
-
-    def execute(units: Sequence[Unit], force: bool, dry_run: bool,
-                now: datetime) -> Iterator[Outcome]:
-        if batch is not None:
-            batch.planned = len(units)
-        for outcome in executor(units, force, dry_run, now):
-            log_outcome(outcome)
-            yield outcome
-
-    return execute
+#: the longest a failed fire waits before it is tried again
+MAX_RETRY_SECONDS = 3600.0
 
 
 class Service:
@@ -103,6 +59,7 @@ class Service:
         self.stopping = threading.Event()
         self.reloading = threading.Event()
         self.specs: dict[str, triggers.Spec] = {}
+        self._catchups: dict[str, triggers.Spec] = {}
         self.leading = False
         self._halt = threading.Event()
         self._executor: Executor | None = None
@@ -134,8 +91,10 @@ class Service:
         return changed
 
     def due(self, now: datetime) -> list[triggers.Due]:
-        """The fires owed at ``now``."""
-        return triggers.due_runs(self.specs, triggers.load_states(self.engine), as_utc(now),
+        """The fires owed at ``now`` (catch-ups included)."""
+        self._catchups = triggers.catch_ups(self.engine)
+        return triggers.due_runs({**self.specs, **self._catchups},
+                                 triggers.load_states(self.engine), as_utc(now),
                                  self.grace_seconds)
 
     def tick(self, now: datetime, only: str | None = None) -> list[Batch]:
@@ -148,26 +107,46 @@ class Service:
                     batches.append(batch)
         return batches
 
+    @property
+    def retry_seconds(self) -> int:
+        """How long a fire left unfinished waits before its first retry."""
+        return min(self.config.scheduler.unit_timeout_seconds, 600)
+
     def run_due(self, due: triggers.Due) -> Batch | None:
         """Run one due fire: plan its units in each organization's timezone at the time the
-        fire was scheduled for, run them, and record whether the fire is done."""
-        spec = self.specs.get(due.trigger_id)
+        fire was scheduled for, run them, and record whether the fire is done. Whatever
+        goes wrong is logged (a bug with its traceback), recorded on the fire (``reporter
+        runs`` shows it) and retried with a backoff."""
+        spec = self.specs.get(due.trigger_id) or self._catchups.get(due.trigger_id)
         if spec is None:
             return None
+        with logcontext.about(spec.job):
+            return self._run_due(spec, due)
+
+    def _run_due(self, spec: triggers.Spec, due: triggers.Due) -> Batch | None:
+        when = due.scheduled_for.isoformat()
+        moved = f", catching up {', '.join(spec.orgs or ())}" if spec.once else ""
+        what = f"job {spec.job} ({spec.timezone}{moved})"
         if due.kind == "missed":
-            log.warning("job %s (%s): the run scheduled for %s is past the grace period "
-                        "of %d s; skipped", spec.job, spec.timezone,
-                        due.scheduled_for.isoformat(), self.grace_seconds)
+            reason = (f"the run scheduled for {when} is past the grace period of "
+                      f"{self.grace_seconds} s")
+            log.warning("%s: %s; not run", what, reason)
             if triggers.record_start(self.engine, spec.id, due.scheduled_for):
-                triggers.record_end(self.engine, spec.id, due.scheduled_for, finished=True)
+                self._record_missed(spec, due.scheduled_for, reason)
+                triggers.record_end(self.engine, spec.id, due.scheduled_for, finished=True,
+                                    error=f"missed: {reason}")
             return None
+        if due.abandoned is not None:
+            reason = (f"the run scheduled for {due.abandoned.isoformat()} never finished "
+                      f"({due.reason or 'left unfinished'}); the run scheduled for {when} "
+                      "came first")
+            log.warning("%s: %s", what, reason)
+            self._record_missed(spec, due.abandoned, reason)
         if not triggers.record_start(self.engine, spec.id, due.scheduled_for):
             return None
         started = time.monotonic()
-        retry = min(self.config.scheduler.unit_timeout_seconds, 600)
-        log.info("job %s (%s): %s the run scheduled for %s", spec.job, spec.timezone,
-                 "resuming" if due.kind == "resume" else "starting",
-                 due.scheduled_for.isoformat())
+        log.info("%s: %s the run scheduled for %s", what,
+                 "resuming" if due.kind == "resume" else "starting", when)
         batch = Batch(spec.id, due.scheduled_for, 0)
         try:
             batch.outcomes = run.run_job(
@@ -175,23 +154,63 @@ class Service:
                 span=run.Span(orgs=list(spec.orgs) if spec.orgs is not None else None),
                 as_of=due.scheduled_for, trigger="schedule", scheduled_for=due.scheduled_for,
                 executor=logged(self._current_executor(), batch))
-        except ReporterError as exc:
-            log.error("job %s (%s): cannot start the run scheduled for %s: %s; trying again "
-                      "in %d s", spec.job, spec.timezone, due.scheduled_for.isoformat(), exc,
-                      retry)
-            triggers.record_end(self.engine, spec.id, due.scheduled_for, finished=False,
-                                retry_at=as_utc(self.clock()) + timedelta(seconds=retry))
+        except (ReporterError, SQLAlchemyError) as exc:
+            self._failed(spec, due, what, str(exc).splitlines()[0], bug=False)
             return None
-        triggers.record_end(self.engine, spec.id, due.scheduled_for, finished=batch.finished,
-                            retry_at=as_utc(self.clock()) + timedelta(seconds=retry))
+        except Exception as exc:  # a bug: logged with its traceback, retried all the same
+            self._failed(spec, due, what, f"unexpected error: {type(exc).__name__}: {exc}",
+                         bug=True)
+            return None
+        failed = [o for o in batch.outcomes if o.state == FAILED]
+        if failed:
+            first = failed[0]
+            self._failed(spec, due, what, f"{len(failed)} of {batch.planned} units failed; "
+                         f"first: {first.unit.organization} {first.unit.audience}: "
+                         f"{first.error}", bug=False)
+        else:
+            triggers.record_end(self.engine, spec.id, due.scheduled_for,
+                                finished=batch.finished,
+                                retry_at=as_utc(self.clock()) + timedelta(
+                                    seconds=self.retry_seconds))
         counts = batch.counts
-        log.info("job %s (%s) run scheduled for %s: %d delivered, %d already delivered, "
+        log.info("%s run scheduled for %s: %d delivered, %d already delivered, "
                  "%d in progress elsewhere, %d empty, %d skipped, %d failed, %d not run, "
-                 "in %.1f s", spec.job, spec.timezone, due.scheduled_for.isoformat(),
-                 counts["delivered"], counts["already"], counts["held"], counts["empty"],
-                 counts["skipped"], counts["failed"], batch.planned - len(batch.outcomes),
-                 time.monotonic() - started)
+                 "in %.1f s", what, when, counts["delivered"], counts["already"],
+                 counts["held"], counts["empty"], counts["skipped"], counts["failed"],
+                 batch.planned - len(batch.outcomes), time.monotonic() - started)
         return batch
+
+    def _failed(self, spec: triggers.Spec, due: triggers.Due, what: str, error: str, *,
+                bug: bool) -> None:
+        """Record a fire's failure and when it is tried again; one log line (a bug's with
+        its traceback: call this from the ``except`` block)."""
+        retry_at = triggers.record_failure(
+            self.engine, spec.id, due.scheduled_for, error=error, now=as_utc(self.clock()),
+            base_seconds=self.retry_seconds, max_seconds=MAX_RETRY_SECONDS)
+        log.log(logging.ERROR, "%s: the run scheduled for %s failed: %s; trying again at %s",
+                what, due.scheduled_for.isoformat(), error, retry_at.isoformat(),
+                exc_info=bug)
+
+    def _record_missed(self, spec: triggers.Spec, scheduled_for: datetime,
+                       reason: str) -> None:
+        """Show each unit of a fire that never ran as ``missed`` in the run history."""
+        try:
+            units = plan.plan(self.engine, self.config, spec.job, as_of=scheduled_for,
+                              orgs=list(spec.orgs) if spec.orgs is not None else None,
+                              trigger="schedule", scheduled_for=scheduled_for)
+            added = ledger.record_missed(self.engine, units, now=as_utc(self.clock()),
+                                         reason=reason)
+        except (ReporterError, SQLAlchemyError) as exc:
+            log.error("job %s: cannot list the units of the run scheduled for %s: %s",
+                      spec.job, scheduled_for.isoformat(), str(exc).splitlines()[0])
+            return
+        except Exception:  # a bug: the fire's own error still says what was missed
+            log.exception("job %s: cannot list the units of the run scheduled for %s",
+                          spec.job, scheduled_for.isoformat())
+            return
+        if added:
+            log.warning("job %s: %d units of the run scheduled for %s recorded as missed",
+                        spec.job, added, scheduled_for.isoformat())
 
     def _current_executor(self) -> Executor:
         if self._executor is None:
@@ -202,8 +221,11 @@ class Service:
         """The runner thread's work: what ``trigger_id`` owes now."""
         try:
             self.tick(self.clock(), only=trigger_id)
-        except (ReporterError, SQLAlchemyError):
-            log.exception("trigger %s: the run failed; it is owed again later", trigger_id)
+        except (ReporterError, SQLAlchemyError) as exc:
+            log.error("trigger %s: %s; it is owed again later", trigger_id,
+                      str(exc).splitlines()[0])
+        except Exception:  # a bug: never lost inside the runner thread's future
+            log.exception("trigger %s: unexpected error; it is owed again later", trigger_id)
         finally:
             with self._lock:
                 self._busy.pop(trigger_id, None)

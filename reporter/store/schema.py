@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -179,6 +180,14 @@ fires = Table(
     Column("last_fire", UTCDateTime, nullable=False),
     Column("finished", Boolean, nullable=False),
     Column("retry_at", UTCDateTime, nullable=True),
+    #: why the last fire failed or was missed (None when it ran or is running)
+    Column("error", Text, nullable=True),
+    #: how often in a row the last fire failed to start or finish (the retry backoff)
+    Column("failures", Integer, nullable=False, server_default="0"),
+    #: the organizations the trigger covered at its last fire (JSON), for a timezone change
+    Column("orgs", Text, nullable=True),
+    #: a one-off catch-up of one fire for organizations that moved to this timezone
+    Column("once", Boolean, nullable=False, server_default=false()),
 )
 leases = Table(
     "scheduler_leases", Base.metadata,
