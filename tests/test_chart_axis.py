@@ -12,8 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from reporter.deliver import chart_png
-from reporter.render import svg_chart
+from reporter.render import chart_png, svg_chart
 from reporter.render.svg_chart import labelled, tick_labels, ticks
 from reporter.report.model import DailyPoint
 

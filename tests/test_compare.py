@@ -23,13 +23,13 @@ from pypdf import PdfReader
 from sqlalchemy import Engine
 
 from reporter import render
-from reporter.deliver import email
 from reporter.periods import Period
 from reporter.render import json_report
 from reporter.report import aggregate
 from reporter.report.compare import previous_period
 from reporter.report.model import Report
 from reporter.store import orgs as store
+from tests.delivery_support import report_email
 from tests.helpers import load, row
 
 ZONE = "America/New_York"
@@ -339,7 +339,7 @@ def cards(dom: Dom) -> dict[str, Node]:
 
 def test_the_email_says_what_changed_first(sqlite_engine: Engine) -> None:
     weeks(sqlite_engine)
-    message = email.build(week_report(sqlite_engine), job="weekly",
+    message = report_email(week_report(sqlite_engine), job="weekly",
                           subject="{{ organization.name }} AI usage, {{ period.label }}",
                           sender="reports@acme.com", recipients=["cfo@acme.com"],
                           attachments=[], max_attachment_bytes=10**6,
@@ -416,7 +416,7 @@ def test_a_personal_report_has_no_team_noise(sqlite_engine: Engine) -> None:
     assert [h.text for h in section.find("h3")] == ["Models", "Projects"]
     assert [li.text for li in section.find("li")] == ["openai/gpt-5 +$61.03 (+8%)",
                                                       "(no project) +$61.03 (+8%)"]
-    message = email.build(report, job="mine", subject="{{ period.label }}",
+    message = report_email(report, job="mine", subject="{{ period.label }}",
                           sender="reports@acme.com", recipients=["bob@acme.com"],
                           attachments=[], max_attachment_bytes=10**6,
                           now=datetime(2026, 11, 23, 13, tzinfo=UTC))

@@ -22,6 +22,7 @@ from reporter.jobs.config import Config
 from reporter.jobs.settings import JobSettings
 from reporter.jobs.units import HELD, SKIPPED, Executor, Outcome, Unit
 from reporter.periods import Period
+from reporter.render import email_body
 from reporter.report import aggregate, budget
 from reporter.report.model import Report, ReportKey
 from reporter.store import orgs as store
@@ -167,10 +168,12 @@ def _deliver(engine: Engine, config: Config, job: JobSettings, unit: Unit, now: 
                                     where / render.file_name(report.key, fmt)
                                     if job.store else None)
                    for fmt in job.email.attach]
-    msg = email.build(report, job=job.name, subject=job.email.subject, sender=config.email_from,
-                      recipients=people, attachments=attachments,
-                      max_attachment_bytes=job.email.max_attachment_bytes, now=now,
-                      templates=config.templates)
+    sent, omitted = email.within_limit(attachments, job.email.max_attachment_bytes, job.name)
+    body = email_body.render(report, job=job.name, sent=sent, omitted=omitted,
+                             domain=email.sender_domain(config.email_from),
+                             templates=config.templates)
+    msg = email.build(report, body, job=job.name, subject=job.email.subject,
+                      sender=config.email_from, recipients=people, attachments=sent, now=now)
     still_ours()
     clock = time.monotonic()
     note = None

@@ -8,6 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from reporter import money
+from reporter.fsutil import safe_name
 from reporter.periods import Period
 from reporter.report import readable
 
@@ -238,6 +239,16 @@ class ReportKey:
     organization: str
     period: Period
     member: str | None = None
+
+    @property
+    def file_stem(self) -> str:
+        """``<org>_<first>_<last>[_<member>]``, safe whatever the slug or email holds."""
+        stem = f"{safe_name(self.organization)}_{self.period.slug}"
+        return f"{stem}_{safe_name(self.member)}" if self.member else stem
+
+    def file_name(self, fmt: str) -> str:
+        """The report's file in format ``fmt``: the format's name is the extension."""
+        return f"{self.file_stem}.{fmt}"
 
 
 class MemberShares:
