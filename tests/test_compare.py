@@ -188,10 +188,10 @@ def test_previous_summary_and_rows_match_the_events(
             assert Decimal(item["previous_cost_usd"]) == earlier.cost, (view, item[key])
             assert item["previous_requests"] == earlier.requests, (view, item[key])
             if not earlier.requests:
-                assert item["previous_cost_usd"] == "0"
+                assert item["previous_cost_usd"] == "0.000000000"
     # carol is new; dave and erin stopped and have no row of this week
     carol = next(m for m in data["by_member"] if m["email"] == "carol@acme.com")
-    assert (carol["previous_cost_usd"], carol["previous_requests"]) == ("0", 0)
+    assert (carol["previous_cost_usd"], carol["previous_requests"]) == ("0.000000000", 0)
     assert {m["email"] for m in data["by_member"]} == set(now["member"])
 
 
@@ -222,7 +222,7 @@ def test_what_changed_lists_the_largest_moves_and_who_stopped(
         key=lambda e: (-then["member"][e].cost, e))
     for m in changed["stopped_members"]:
         assert Decimal(m["previous_cost_usd"]) == then["member"][m["email"]].cost
-        assert (m["cost_usd"], m["requests"]) == ("0.00", 0)
+        assert (m["cost_usd"], m["requests"]) == ("0.000000000", 0)
 
 
 def test_a_personal_report_compares_the_member_with_themself(
@@ -264,10 +264,10 @@ def weeks(engine: Engine) -> None:
     store.set_org(engine, "acme", name="Acme Corp", timezone=ZONE)
     load(engine, [
         row("c1", "2026-11-10T15:00:00Z", email="carol@acme.com", model=SONNET, cost="100"),
-        row("b1", "2026-11-12T15:00:00Z", email="bob@acme.com", model=GPT, cost="763.33"),
+        row("b1", "2026-11-12T15:00:00Z", email="bob@acme.com", model=GPT, cost="763.330000000"),
         row("c2", "2026-11-17T15:00:00Z", email="carol@acme.com", model=SONNET, cost="410.2"),
         row("b2", "2026-11-18T15:00:00Z", email="bob@acme.com", model=GPT, cost="800"),
-        row("b3", "2026-11-19T15:00:00Z", email="bob@acme.com", model=GPT, cost="24.36"),
+        row("b3", "2026-11-19T15:00:00Z", email="bob@acme.com", model=GPT, cost="24.360000000"),
     ])
     store.set_member(engine, "acme", "carol@acme.com", name="Carol Chen")
 
@@ -345,7 +345,8 @@ def test_the_email_says_what_changed_first(sqlite_engine: Engine) -> None:
                           attachments=[], max_attachment_bytes=10**6,
                           now=datetime(2026, 11, 23, 13, tzinfo=UTC))
     assert message["Subject"] == "Acme Corp AI usage, Nov 16 – 22, 2026 (New York time)"
-    first = "Spend was $1,234.56, up 43% on Nov 9 – 15; Carol Chen +$310.20 on claude-sonnet-4."
+    first = ("Spend was $1,234.56, up 43% on Nov 9 – 15; Carol Chen +$310.20 on "
+             "anthropic/claude-sonnet-4.")
     text = message.get_body(("plain",)).get_content()
     assert text.splitlines()[0] == first
     assert "Total Spent:          $1,234.56, +$371.23 (+43%)" in text

@@ -82,9 +82,10 @@ def test_structure_and_headers(delivered: tuple[EmailMessage, Path]) -> None:
     assert message["From"] == "Usage Reports <reports@example.com>"
     text = message.get_body(("plain",)).get_content()
     assert text.splitlines()[0] == ("Spend was $4.50; nothing was spent on Dec 29, 2025 – "
-                                    "Jan 4, 2026; Carol Chen +$2.50 on claude-sonnet-4.")
+                                    "Jan 4, 2026; Carol Chen +$2.50 on anthropic/claude-sonnet-4.")
     assert "Total Spent:          $4.50, new" in text  # rounded for people
-    assert "Carol Chen <carol@acme.com>: $2.500000000, 1 requests" in text
+    # a 1-nano-dollar amount in the report: its tables read at 9 places
+    assert "Carol Chen <carol@acme.com>: $2.500000000, 1 request" in text
 
 
 def test_html_body_for_mail_clients(delivered: tuple[EmailMessage, Path]) -> None:

@@ -9,6 +9,7 @@ from markupsafe import Markup, escape
 
 from reporter import money
 from reporter.render.templating import usd
+from reporter.report import readable
 from reporter.report.model import DailyPoint
 
 WIDTH, HEIGHT = 720, 220
@@ -123,7 +124,7 @@ def daily_cost(points: Sequence[DailyPoint], places: int = 2) -> Markup:
         x = left + slot * index + (slot - bar) / 2
         h = plot_h * point.cost_nanos / top
         tip = (f"{point.date.isoformat()}: {usd(point.cost_nanos, places)},"
-               f" {point.requests:,} requests")
+               f" {readable.counted(point.requests, 'request')}")
         parts.append(f'<g><title>{escape(tip)}</title>'
                      f'<rect class="hit" fill="transparent" x="{left + slot * index:.2f}"'
                      f' y="{TOP}" width="{slot:.2f}" height="{plot_h}"/>'

@@ -81,7 +81,7 @@ def _summary_sheet(wb: Workbook, report: Report) -> None:
     if report.member:
         left.append(("Member", report.member, "text"))
     left += [
-        ("Period", period.label, "text"),
+        ("Period", readable.period_text(period), "text"),
         ("First date", period.first, "date"),
         ("Last date", period.last, "date"),
         ("Timezone", period.timezone, "text"),
@@ -224,7 +224,7 @@ def render(report: Report, options: object = None) -> bytes:
     wb = Workbook(write_only=True)
     props = wb.properties
     props.title = clean_text(report.title)
-    props.subject = clean_text(f"AI usage, {report.period.label}")
+    props.subject = clean_text(f"AI usage, {readable.period_text(report.period)}")
     props.creator = "reporter"
     props.lastModifiedBy = "reporter"
     props.created = report.generated_at.astimezone(UTC).replace(tzinfo=None)

@@ -262,8 +262,10 @@ class MemberShares:
     def __init__(self, shares: list[list[MemberUsage]] | None = None) -> None:
         """``shares``: the members of each By Model & Day row, in the rows' order."""
         self._shares = shares
-        self.places = money.places_needed(
-            [m.cost_nanos for members in shares or [] for m in members])
+        costs = [m.cost_nanos for members in shares or [] for m in members]
+        self.places = money.places_needed(costs)
+        #: the smallest non-zero amount among them (0: none), for the places people read
+        self.smallest = min((c for c in costs if c), default=0)
 
     def lists(self, rows: Sequence[ModelDayRow]) -> Iterator[list[MemberUsage]]:
         """The members of each row of ``rows``, largest cost first, in the rows' order."""
@@ -314,6 +316,17 @@ class Report:
         values = [row.cost_nanos for row in self.by_day]
         values += [self.summary.cost_nanos, self.summary.avg_cost_nanos]
         return money.places_needed(values, self.shares.places)
+
+    @property
+    def display_places(self) -> int:
+        """The decimal places every table of the human formats shows money at: one for the
+        whole report, enough that no non-zero amount reads as $0.00 (2 to 9)."""
+        values = [self.summary.cost_nanos, self.shares.smallest]
+        for rows in (self.by_day, self.by_model_day, self.by_project, self.by_member,
+                     self.by_model):
+            values += [row.cost_nanos for row in rows]
+        values += [m.cost_nanos for row in self.by_day for m in row.members]
+        return money.display_places(values)
 
     def model_day_members(self) -> Iterator[tuple[ModelDayRow, list[MemberUsage]]]:
         """Each By Model & Day row with its members' shares, largest cost first, in order.

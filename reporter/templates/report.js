@@ -66,11 +66,13 @@
 
   function grouped(text) { return text.replace(/\B(?=(\d{3})+(?!\d))/g, ","); }
   function count(value) { return grouped(String(value)); }
+  // rounded half up to the report's places, as the page's other amounts are
   function usd(nanos) {
-    var text = String(nanos);
-    while (text.length < 10) { text = "0" + text; }
-    var whole = text.slice(0, -9), fraction = text.slice(-9).slice(0, data.places);
-    return "$" + grouped(whole) + (data.places ? "." + fraction : "");
+    var unit = BigInt(Math.pow(10, 9 - data.places));
+    var text = ((BigInt(nanos) + unit / BigInt(2)) / unit).toString();
+    while (text.length <= data.places) { text = "0" + text; }
+    if (!data.places) { return "$" + grouped(text); }
+    return "$" + grouped(text.slice(0, -data.places)) + "." + text.slice(-data.places);
   }
   function sum(a, b) {
     if (typeof a === "number" && typeof b === "number" && a + b <= SAFE) { return a + b; }
