@@ -93,6 +93,7 @@ def body_context(report: Report, job: str, sent: Sequence[Listed],
         "top_models": report.by_model[:TOP],
         "top_members": [] if personal else report.by_member[:TOP],
         "empty": report.is_empty,
+        "sync_note": report.sync_note,
         "chart_cid": chart_cid,
         "attached_line": _attached_line(sent),
         "omitted": [{"name": a.name, "size": human_size(len(a.data)),
@@ -111,5 +112,7 @@ def render(report: Report, *, job: str, sent: Sequence[Listed] = (),
     env = environment(templates)
     text = env.get_template("email.txt.j2").render(values).strip() + "\n"
     html = css_inline.inline(env.get_template("email.html.j2").render(values))
+    if report.is_empty:  # said in words: no chart of zeros
+        return EmailBody(text, html, ())
     chart = InlineImage(cid, CHART_NAME, daily_cost_png(report))
     return EmailBody(text, html, (chart,))

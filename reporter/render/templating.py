@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import re
 from datetime import date
 from pathlib import Path
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 
 from reporter import money
 from reporter.report import readable
@@ -25,6 +27,13 @@ def usd(nanos: int, places: int = 2) -> str:
     sign = "-" if whole.startswith("-") else ""
     whole = f"{int(whole.lstrip('-')):,}"
     return f"{sign}${whole}.{frac}" if places else f"{sign}${whole}"
+
+
+def breakable(address: str) -> Markup:
+    """An email address that wraps only after its ``@`` and dots (``<wbr>``), never
+    mid-word; escaped."""
+    parts = re.split(r"(?<=[@.])", address)
+    return Markup("<wbr>").join(escape(part) for part in parts)
 
 
 def count(value: int) -> str:
@@ -50,6 +59,7 @@ def environment(overrides: Path | None = None) -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(usd=usd, count=count, day=day, headline=money.headline_usd,
+                       breakable=breakable,
                        counted=readable.counted)
     env.globals.update(change_of=readable.change, move_of=readable.move_text, span_of=readable.span,
                        period_of=readable.period_text,

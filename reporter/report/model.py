@@ -299,6 +299,11 @@ class Report:
     budget: Budget | None = None
     #: the members' shares of each By Model & Day row (see ``model_day_members``)
     shares: MemberShares = field(default_factory=MemberShares)
+    #: the usage's sources were last read up to this instant, before the period ended
+    #: (``reporter.report.freshness``); None: complete, or not read from a source
+    synced_through: datetime | None = None
+    #: a source of the organization's usage has never been read
+    never_synced: bool = False
 
     @property
     def key(self) -> ReportKey:
@@ -342,9 +347,22 @@ class Report:
 
     @property
     def title(self) -> str:
-        """``<organization> AI usage[ for <member>], Nov 16 – 22, 2026 (New York time)``."""
-        who = f" for {self.member}" if self.member else ""
+        """``<organization> AI usage[ for <member's name>], Nov 16 – 22, 2026 (New York
+        time)``: a personal report names the member by name (the email without one)."""
+        who = f" for {self.member_name or self.member}" if self.member else ""
         return f"{self.organization.name} AI usage{who}, {readable.period_text(self.period)}"
+
+    @property
+    def sync_note(self) -> str | None:
+        """``Usage synced up to Nov 28, 2026 14:00 New York time; later requests are not in
+        this report.``, when the data stops before the period's end."""
+        if self.never_synced:
+            return "The source of this usage has not been synced yet; its requests are not " \
+                   "in this report."
+        if self.synced_through is None:
+            return None
+        when = readable.moment_text(self.synced_through, self.period.timezone)
+        return f"Usage synced up to {when}; later requests are not in this report."
 
     @property
     def personal(self) -> bool:

@@ -79,9 +79,10 @@
     return BigInt(a) + BigInt(b);
   }
 
-  function cell(tag, text, className) {
+  function cell(tag, text, className, label) {
     var node = document.createElement(tag);
     if (className) { node.className = className; }
+    if (label) { node.setAttribute("data-label", label); }
     node.textContent = text;
     return node;
   }
@@ -91,23 +92,24 @@
     return details;
   }
   function figures(tr, r, users) {
-    tr.appendChild(cell("td", usd(r.cost), "num"));
-    tr.appendChild(cell("td", count(r.requests), "num"));
-    var tokens = cell("td", count(sum(r.input, r.output)), "num");
+    tr.appendChild(cell("td", usd(r.cost), "num", "Cost"));
+    tr.appendChild(cell("td", count(r.requests), "num", "Requests"));
+    var tokens = cell("td", count(sum(r.input, r.output)), "num", "Tokens");
     tokens.title = "Input " + count(r.input) + " · Output " + count(r.output);
     tr.appendChild(tokens);
     if (!data.personal) {
-      tr.appendChild(users === null ? cell("td", "") : cell("td", count(users), "num"));
+      tr.appendChild(users === null ? cell("td", "") : cell("td", count(users), "num", "Users"));
     }
   }
   function memberRows(r, withModel, deep) {
     return r.members.map(function (m) {
       var tr = document.createElement("tr"), who = data.members[m.index];
       tr.className = "member" + (deep ? " deep" : "");
-      var th = cell("th", who[0]);
+      var th = cell("th", "", "person");
       th.scope = "row";
       if (withModel) { th.colSpan = 2; }
-      if (who[1]) { th.appendChild(document.createTextNode(" ")); th.appendChild(cell("span", who[1], "name")); }
+      if (who[1]) { th.appendChild(cell("span", who[1], "who")); th.appendChild(document.createTextNode(" ")); }
+      th.appendChild(cell("span", who[0], "email"));
       tr.appendChild(th);
       figures(tr, m, null);
       return tr;
@@ -116,6 +118,7 @@
   function dayRow(day, r, model) {
     var tr = document.createElement("tr"), th = document.createElement("th");
     tr.className = "day";
+    th.className = "date";
     th.scope = "row";
     if (data.personal) { th.textContent = day.date; }
     else { th.appendChild(toggle(day.date)); }
