@@ -165,15 +165,18 @@ def test_html_in_headless_chromium(report: Report, browser: Any, tmp_path: Path,
     assert "$1.25000000" in member.inner_text()  # rounded half up as the page is
     assert member.locator("td[title]").get_attribute("title").startswith("Input ")
     day.locator("summary").click()
-    assert member.is_hidden()
+    member.wait_for(state="hidden", timeout=5000)  # the toggle event comes a task later
     hostile = page.locator("#by-model-day tbody.group", has_text="<b>model</b>")
     hostile.locator("summary").click()
-    assert page.locator("#by-model-day tbody.detail .name",
+    assert page.locator("#by-model-day tbody.detail .who",
                         has_text="<img src=x onerror=alert(1)>").is_visible()
     assert page.locator("img").count() == 0  # a name is text, never markup
     tokens = page.locator("#summary dd[title]")
     assert tokens.get_attribute("title") == "Input 1,003,207 · Output 251,037"
-    assert page.locator("svg.chart rect.bar").count() == 7
+    # at this width the wide chart shows, the phone's is hidden
+    assert page.locator("svg.chart-wide rect.bar").count() == 7
+    assert page.locator("svg.chart-wide").is_visible()
+    assert page.locator("svg.chart-narrow").is_hidden()
     page.screenshot(path=str(artifacts / "report-html.png"), full_page=True)
     context.close()
 
