@@ -359,7 +359,7 @@ def main() -> None:
                 pg.append(row)
                 print(table([pg[0], row]), flush=True)
                 peaks += memory_rows("postgresql", url, size, trees)
-    print(f"\n{args.models} models, 50 members, period {period.label}; "
+    print(f"\n{args.models} models, 50 members, period {period.iso_range}; "
           f"money check: {money.format_usd(1_000_000)}\n")
     for rows in (lite, pg, peaks):
         if len(rows) > 1:

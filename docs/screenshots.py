@@ -19,7 +19,7 @@ from pathlib import Path
 
 from reporter import periods
 from reporter.deliver import email
-from reporter.render import pdf_report
+from reporter.render import email_body, pdf_report
 from reporter.report import aggregate
 from reporter.store import db, demo
 from reporter.store import orgs as store
@@ -43,11 +43,14 @@ def demo_email(folder: Path) -> tuple[EmailMessage, bytes]:
     finally:
         engine.dispose()
     pdf = pdf_report.render(report)
+    sender = "Usage Reports <reports@example.com>"
+    attached = [email.Attachment(f"{ORG}_{period.slug}.pdf", pdf)]
+    body = email_body.render(report, job="weekly-admin", sent=attached,
+                             domain=email.sender_domain(sender))
     message = email.build(
-        report, job="weekly-admin", subject="{{ organization.name }} AI usage, "
-        "{{ period.label }}", sender="Usage Reports <reports@example.com>",
-        recipients=["alice@acme.com"], now=NOW, max_attachment_bytes=10_000_000,
-        attachments=[email.Attachment(f"{ORG}_{period.slug}.pdf", pdf)])
+        report, body, job="weekly-admin", subject="{{ organization.name }} AI usage, "
+        "{{ period.label }}", sender=sender, recipients=["alice@acme.com"], now=NOW,
+        attachments=attached)
     return message, pdf
 
 

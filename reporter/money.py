@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
 
 NANOS_PER_USD = 1_000_000_000
@@ -76,6 +77,30 @@ def places_needed(nanos_values: list[int], min_places: int = 2) -> int:
             if places == MAX_DECIMALS:
                 break
     return places
+
+
+def display_places(nanos_values: Iterable[int], min_places: int = 2) -> int:
+    """The decimal places people read a set of amounts at: enough that no non-zero amount
+    rounds to $0.00, as few as that allows (``min_places`` to 9).
+
+    >>> display_places([4_040_000_000, 372_000])  # $4.04 and $0.000372: $0.0004
+    4
+    """
+    smallest = min((abs(n) for n in nanos_values if n), default=0)
+    places = min_places
+    # rounded half up at ``places``, an amount shows as zero below half of the last place
+    while places < MAX_DECIMALS and smallest and 2 * smallest < 10 ** (MAX_DECIMALS - places):
+        places += 1
+    return places
+
+
+def round_usd(nanos: int, places: int) -> str:
+    """A plain decimal string rounded half up to exactly ``places`` places (for people;
+    ``format_usd`` is exact)."""
+    sign = "-" if nanos < 0 else ""
+    amount = nanos_to_decimal(abs(nanos)).quantize(Decimal(1).scaleb(-places),
+                                                   rounding=ROUND_HALF_UP)
+    return f"{sign}{amount:f}"
 
 
 def divide_round(numerator_nanos: int, denominator: int) -> int:

@@ -61,8 +61,9 @@ class Period:
             yield self.first + timedelta(days=offset)
 
     @property
-    def label(self) -> str:
-        """``2026-01-05 to 2026-01-11 (Europe/Berlin)``, and `` (to date)`` when partial."""
+    def iso_range(self) -> str:
+        """``2026-01-05 to 2026-01-11 (Europe/Berlin)``, and `` (to date)`` when partial: for
+        logs and scripts. People read ``reporter.report.readable.period_text``."""
         if self.first == self.last:
             span = self.first.isoformat()
         else:

@@ -21,7 +21,10 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import Engine
 
 from reporter import config
+from reporter.deliver import email
 from reporter.deliver.smtp import SmtpSettings
+from reporter.render import email_body
+from reporter.report.model import Report
 from reporter.store import orgs as store
 from tests.helpers import load, row
 
@@ -143,3 +146,16 @@ class SlowMailbox(Mailbox):
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"
+
+
+def report_email(report: Report, *, job: str, subject: str, sender: str,
+                 recipients: list[str], now: datetime,
+                 attachments: list[email.Attachment] | None = None,
+                 max_attachment_bytes: int = 10_000_000,
+                 templates: Path | None = None) -> EmailMessage:
+    """The email a report job sends: the body rendered, then the message assembled."""
+    sent, omitted = email.within_limit(attachments or [], max_attachment_bytes, job)
+    body = email_body.render(report, job=job, sent=sent, omitted=omitted,
+                             domain=email.sender_domain(sender), templates=templates)
+    return email.build(report, body, job=job, subject=subject, sender=sender,
+                       recipients=recipients, attachments=sent, now=now)

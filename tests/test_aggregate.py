@@ -241,7 +241,7 @@ def test_no_row_of_another_organization(engine: Engine) -> None:
     assert "bob@beta.com" not in text_
     assert "secret" not in text_
     assert "beta/model" not in text_
-    assert data["summary"]["total_cost_usd"] == "0.01"
+    assert data["summary"]["total_cost_usd"] == "0.010000000"
     assert data["summary"]["total_requests"] == 1
     # alice is in both organizations; her personal acme report holds only acme rows
     mine = report_json(engine, "acme", _period("2024-05-01", "2024-05-01"),
@@ -254,13 +254,14 @@ def test_empty_period_and_unknown_names(engine: Engine) -> None:
     store.set_member(engine, "acme", "erin@acme.com")
     data = report_json(engine, "acme", _period("2024-02-27", "2024-03-02", "Asia/Kathmandu"))
     check_shape(data)
-    assert data["summary"] == {**data["summary"], "total_cost_usd": "0.00", "total_requests": 0,
-                               "avg_cost_per_request_usd": "0.00", "active_users": 0}
+    assert data["summary"] == {**data["summary"], "total_cost_usd": "0.000000000",
+                               "total_requests": 0, "avg_cost_per_request_usd": "0.000000000",
+                               "active_users": 0}
     assert data["by_day"] == data["by_model_day"] == data["by_project"] == []
     assert data["by_member"] == []
     assert [p["date"] for p in data["daily_series"]] == [
         "2024-02-27", "2024-02-28", "2024-02-29", "2024-03-01", "2024-03-02"]
-    assert all(p["cost_usd"] == "0.00" and p["requests"] == 0 for p in data["daily_series"])
+    assert all(p["cost_usd"] == "0.000000000" and p["requests"] == 0 for p in data["daily_series"])
     with pytest.raises(StoreError, match="unknown organization 'nope'"):
         aggregate.build(engine, "nope", _period("2024-01-01", "2024-01-01"))
     with pytest.raises(StoreError, match="not a member"):
@@ -274,11 +275,11 @@ def test_removed_member_stays_in_reports(engine: Engine) -> None:
     store.remove_member(engine, "acme", "frank@acme.com")
     data = report_json(engine, "acme", _period("2024-05-01", "2024-05-31"))
     assert [(m["email"], m["name"], m["cost_usd"]) for m in data["by_member"]] == [
-        ("frank@acme.com", "Frank", "2.50")]
+        ("frank@acme.com", "Frank", "2.500000000")]
     mine = report_json(engine, "acme", _period("2024-05-01", "2024-05-31"),
                        member="frank@acme.com")
     assert mine["member"] == "frank@acme.com"
-    assert mine["summary"]["total_cost_usd"] == "2.50"
+    assert mine["summary"]["total_cost_usd"] == "2.500000000"
 
 
 def test_dst_days_in_new_york_and_berlin(engine: Engine) -> None:
@@ -334,14 +335,14 @@ def test_changing_timezone_after_ingest_rebuckets(engine: Engine) -> None:
                   row("b", "2024-05-01T17:00:00Z", cost="2")])
     period = _period("2024-05-01", "2024-05-02")
     utc = report_json(engine, "acme", period)
-    assert [(d["date"], d["cost_usd"]) for d in utc["by_day"]] == [("2024-05-01", "3.00")]
+    assert [(d["date"], d["cost_usd"]) for d in utc["by_day"]] == [("2024-05-01", "3.000000000")]
     store.set_org(engine, "acme", timezone="Asia/Kolkata")
     period = aggregate.resolve_period(engine, "acme", None, datetime(2024, 6, 1, tzinfo=UTC),
                                       first=date(2024, 5, 1), last=date(2024, 5, 2))
     assert period.timezone == "Asia/Kolkata"
     kol = report_json(engine, "acme", period)
     assert [(d["date"], d["cost_usd"]) for d in kol["by_day"]] == [
-        ("2024-05-01", "2.00"), ("2024-05-02", "1.00")]
+        ("2024-05-01", "2.000000000"), ("2024-05-02", "1.000000000")]
     assert kol["organization"]["timezone"] == "Asia/Kolkata"
 
 
@@ -364,11 +365,11 @@ def test_money_exact_in_and_out(engine: Engine) -> None:
                   for i, c in enumerate(costs)])
     data = report_json(engine, "acme", _period("2024-05-01", "2024-05-05"))
     assert [d["cost_usd"] for d in data["by_day"]] == [
-        "0.123456789", "1.50", "0.000000001", "12345.00000001", "0.00"]
-    assert data["summary"]["total_cost_usd"] == "12346.6234568"
+        "0.123456789", "1.500000000", "0.000000001", "12345.000000010", "0.000000000"]
+    assert data["summary"]["total_cost_usd"] == "12346.623456800"
     assert Decimal(data["summary"]["total_cost_usd"]) == sum(Decimal(c) for c in costs)
     # total / requests, rounded half-even to 9 places, never an average of averages
-    assert data["summary"]["avg_cost_per_request_usd"] == "2469.32469136"
+    assert data["summary"]["avg_cost_per_request_usd"] == "2469.324691360"
 
 
 def test_average_is_total_over_requests(engine: Engine) -> None:
@@ -408,10 +409,11 @@ def test_a_million_nano_dollars_make_a_tenth_of_a_cent(engine: Engine) -> None:
     _insert_many(engine, count)
     # one request per minute from 2024-05-01 00:01 UTC; a million minutes end in 2026-03
     data = report_json(engine, "acme", _period("2024-05-01", "2026-03-31"))
-    assert data["summary"]["total_cost_usd"] == ("0.001" if count == 1_000_000 else "0.0001")
+    assert data["summary"]["total_cost_usd"] == (
+        "0.001000000" if count == 1_000_000 else "0.000100000")
     assert data["summary"]["total_requests"] == count
     assert data["summary"]["avg_cost_per_request_usd"] == "0.000000001"
     assert data["summary"]["total_tokens"] == 2 * count
     assert data["by_day"][0]["cost_usd"] == "0.000001439"
-    assert data["by_day"][1]["cost_usd"] == "0.00000144"  # 1440 minutes a day
+    assert data["by_day"][1]["cost_usd"] == "0.000001440"  # 1440 minutes a day
     check_invariants(data)

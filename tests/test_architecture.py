@@ -32,7 +32,8 @@ ALLOWED: dict[str, set[str]] = {
     "alerts": {FOUNDATION, "store", "report"},
     # a renderer never imports the store: it reads the report model only
     "render": {FOUNDATION, "report"},
-    "deliver": {FOUNDATION, "report", "render"},
+    # delivery sends what was rendered: the email body and its chart are rendered in render
+    "deliver": {FOUNDATION, "report"},
     # the configuration language builds the settings the packages below it define
     "config": BELOW_CONFIG,
     "jobs": BELOW_CONFIG | {"config"},

@@ -16,12 +16,12 @@ from openpyxl import load_workbook
 from sqlalchemy import Engine
 
 from reporter.cli.app import main
-from reporter.deliver import email
 from reporter.errors import ReporterError
 from reporter.periods import Period
 from reporter.render import html_report, json_report, xlsx_report
 from reporter.report import aggregate, budget
 from reporter.store import orgs as store
+from tests.delivery_support import report_email
 from tests.helpers import load, row
 
 NOW = datetime(2026, 12, 5, tzinfo=UTC)
@@ -134,7 +134,7 @@ def test_report_carries_the_budget_in_every_format(engine: Engine) -> None:
 
     page = html_report.page(report)
     assert page.index('class="budget"') < page.index("<main>")
-    msg = email.build(report, job="weekly", subject="{{ organization.name }}",
+    msg = report_email(report, job="weekly", subject="{{ organization.name }}",
                       sender="r@example.com", recipients=["a@example.com"], attachments=[],
                       max_attachment_bytes=10**6, now=NOW)
     parsed = message_from_bytes(msg.as_bytes())

@@ -12,8 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from reporter.deliver import chart_png
-from reporter.render import svg_chart
+from reporter.render import chart_png, svg_chart
 from reporter.render.svg_chart import labelled, tick_labels, ticks
 from reporter.report.model import DailyPoint
 
@@ -59,13 +58,17 @@ def test_ticks_are_round_and_cover_the_peak(peak: int) -> None:
         assert Decimal(label[1:].replace(",", "")) == Decimal(value).scaleb(-9)
 
 
-def test_every_day_of_a_week_is_labelled_and_a_month_gets_mondays() -> None:
+def test_every_day_of_a_week_is_labelled_and_a_month_starts_at_its_first_day() -> None:
     days = week([USD] * 7)
     assert labelled(days, slot=(600 - 60) / 7) == list(range(7))
-    month = week([USD] * 30)
-    shown = labelled(month, slot=(600 - 60) / 30)
-    assert [month[i].date.weekday() for i in shown] == [0] * len(shown)
-    assert len(shown) >= 4
+    # November 2026 (it starts on a Sunday): labels from the 1st, evenly spaced
+    month = week([USD] * 30, first=date(2026, 11, 1))
+    for slot in ((600 - 60) / 30, (360 - 50) / 30, (720 - 60) / 30):
+        shown = labelled(month, slot=slot)
+        assert shown[0] == 0, slot
+        assert month[shown[0]].date == date(2026, 11, 1)
+        assert len({b - a for a, b in zip(shown, shown[1:], strict=False)}) == 1
+        assert len(shown) >= 4
     year = week([USD] * 365, first=date(2026, 1, 1))
     assert [year[i].date for i in labelled(year, slot=650 / 365)] == [
         date(2026, m, 1) for m in (1, 4, 7, 10)]

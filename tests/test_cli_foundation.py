@@ -67,14 +67,17 @@ def test_ingest_and_generate(cli, tmp_path: Path) -> None:  # type: ignore[no-un
     assert data["summary"]["total_cost_usd"] == "2.123456789"
     assert [d["date"] for d in data["by_day"]] == ["2024-05-01"]
     result = cli("generate", "--org", "acme", "--from", "2024-05-01", "--to", "2024-05-02",
-                 "--user", "bob@acme.com", "--out", str(tmp_path / "out"))
+                 "--user", "bob@acme.com", "--format", "json", "--out", str(tmp_path / "out"))
     assert result.exit_code == 0, result.stderr
     mine = json.loads(Path(result.stdout.strip()).read_text(encoding="utf-8"))
     assert mine["member"] == "bob@acme.com"
-    assert mine["summary"]["total_cost_usd"] == "2.00"
+    assert mine["summary"]["total_cost_usd"] == "2.000000000"
+    # without --format: the HTML a person opens, and --help says so
     result = cli("generate", "--org", "acme", "--period", "past-week", "--out",
                  str(tmp_path / "out"))
     assert result.exit_code == 0, result.stderr
+    assert Path(result.stdout.strip()).suffix == ".html"
+    assert "[default: html]" in " ".join(cli("generate", "--help").stdout.split())
 
 
 def test_ingest_reports_bad_rows(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -359,7 +362,7 @@ def test_real_process_ingest_generate_and_errors(tmp_path: Path) -> None:
     assert done.stdout.splitlines()[-1] == "inserted 3, duplicate 0, rejected 1"
     assert done.stderr == "<stdin>:5: expected 11 fields, found 2\n"
     done = reporter("generate", "--org", "acme", "--from", "2024-05-01", "--to", "2024-05-01",
-                    "--db", url, "--out", "out", cwd=tmp_path)
+                    "--format", "json", "--db", url, "--out", "out", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     data = json.loads((tmp_path / done.stdout.strip()).read_text(encoding="utf-8"))
     assert data["summary"]["total_requests"] == 2

@@ -23,13 +23,13 @@ from pypdf import PdfReader
 from sqlalchemy import Engine
 
 from reporter import render
-from reporter.deliver import email
 from reporter.periods import Period
 from reporter.render import json_report
 from reporter.report import aggregate
 from reporter.report.compare import previous_period
 from reporter.report.model import Report
 from reporter.store import orgs as store
+from tests.delivery_support import report_email
 from tests.helpers import load, row
 
 ZONE = "America/New_York"
@@ -188,10 +188,10 @@ def test_previous_summary_and_rows_match_the_events(
             assert Decimal(item["previous_cost_usd"]) == earlier.cost, (view, item[key])
             assert item["previous_requests"] == earlier.requests, (view, item[key])
             if not earlier.requests:
-                assert item["previous_cost_usd"] == "0"
+                assert item["previous_cost_usd"] == "0.000000000"
     # carol is new; dave and erin stopped and have no row of this week
     carol = next(m for m in data["by_member"] if m["email"] == "carol@acme.com")
-    assert (carol["previous_cost_usd"], carol["previous_requests"]) == ("0", 0)
+    assert (carol["previous_cost_usd"], carol["previous_requests"]) == ("0.000000000", 0)
     assert {m["email"] for m in data["by_member"]} == set(now["member"])
 
 
@@ -222,7 +222,7 @@ def test_what_changed_lists_the_largest_moves_and_who_stopped(
         key=lambda e: (-then["member"][e].cost, e))
     for m in changed["stopped_members"]:
         assert Decimal(m["previous_cost_usd"]) == then["member"][m["email"]].cost
-        assert (m["cost_usd"], m["requests"]) == ("0.00", 0)
+        assert (m["cost_usd"], m["requests"]) == ("0.000000000", 0)
 
 
 def test_a_personal_report_compares_the_member_with_themself(
@@ -264,10 +264,10 @@ def weeks(engine: Engine) -> None:
     store.set_org(engine, "acme", name="Acme Corp", timezone=ZONE)
     load(engine, [
         row("c1", "2026-11-10T15:00:00Z", email="carol@acme.com", model=SONNET, cost="100"),
-        row("b1", "2026-11-12T15:00:00Z", email="bob@acme.com", model=GPT, cost="763.33"),
+        row("b1", "2026-11-12T15:00:00Z", email="bob@acme.com", model=GPT, cost="763.330000000"),
         row("c2", "2026-11-17T15:00:00Z", email="carol@acme.com", model=SONNET, cost="410.2"),
         row("b2", "2026-11-18T15:00:00Z", email="bob@acme.com", model=GPT, cost="800"),
-        row("b3", "2026-11-19T15:00:00Z", email="bob@acme.com", model=GPT, cost="24.36"),
+        row("b3", "2026-11-19T15:00:00Z", email="bob@acme.com", model=GPT, cost="24.360000000"),
     ])
     store.set_member(engine, "acme", "carol@acme.com", name="Carol Chen")
 
@@ -339,13 +339,14 @@ def cards(dom: Dom) -> dict[str, Node]:
 
 def test_the_email_says_what_changed_first(sqlite_engine: Engine) -> None:
     weeks(sqlite_engine)
-    message = email.build(week_report(sqlite_engine), job="weekly",
+    message = report_email(week_report(sqlite_engine), job="weekly",
                           subject="{{ organization.name }} AI usage, {{ period.label }}",
                           sender="reports@acme.com", recipients=["cfo@acme.com"],
                           attachments=[], max_attachment_bytes=10**6,
                           now=datetime(2026, 11, 23, 13, tzinfo=UTC))
     assert message["Subject"] == "Acme Corp AI usage, Nov 16 – 22, 2026 (New York time)"
-    first = "Spend was $1,234.56, up 43% on Nov 9 – 15; Carol Chen +$310.20 on claude-sonnet-4."
+    first = ("Spend was $1,234.56, up 43% on Nov 9 – 15; Carol Chen +$310.20 on "
+             "anthropic/claude-sonnet-4.")
     text = message.get_body(("plain",)).get_content()
     assert text.splitlines()[0] == first
     assert "Total Spent:          $1,234.56, +$371.23 (+43%)" in text
@@ -416,7 +417,7 @@ def test_a_personal_report_has_no_team_noise(sqlite_engine: Engine) -> None:
     assert [h.text for h in section.find("h3")] == ["Models", "Projects"]
     assert [li.text for li in section.find("li")] == ["openai/gpt-5 +$61.03 (+8%)",
                                                       "(no project) +$61.03 (+8%)"]
-    message = email.build(report, job="mine", subject="{{ period.label }}",
+    message = report_email(report, job="mine", subject="{{ period.label }}",
                           sender="reports@acme.com", recipients=["bob@acme.com"],
                           attachments=[], max_attachment_bytes=10**6,
                           now=datetime(2026, 11, 23, 13, tzinfo=UTC))

@@ -314,7 +314,7 @@ def test_generate_labels_a_period_not_over_yet_to_date(tmp_path: Path,
     assert result.exit_code == 0, result.output
     [json_path] = list((tmp_path / "past").rglob("*.json"))
     assert json.loads(json_path.read_text())["period"]["label"] == (
-        "2026-01-05 to 2026-01-11 (America/New_York)")
+        "Jan 5 – 11, 2026 (New York time)")
 
 
 # -- real processes: overlapping runs, a killed run and its workers --------------------------

@@ -19,6 +19,7 @@ from reporter.periods import Period
 from reporter.report import aggregate
 from reporter.store import db
 from reporter.store import orgs as store
+from tests.delivery_support import report_email
 from tests.helpers import load, row
 
 FIRST = date(2026, 11, 16)
@@ -68,7 +69,7 @@ def message(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> 
         report = aggregate.build(engine, "globex", period, now=NOW)
     finally:
         engine.dispose()
-    return email.build(report, job="weekly-admin", subject="{{ organization.name }} AI usage",
+    return report_email(report, job="weekly-admin", subject="{{ organization.name }} AI usage",
                        sender="Usage Reports <reports@example.com>",
                        recipients=["finance@globex.example"], attachments=[],
                        max_attachment_bytes=10_000_000, now=NOW)

@@ -6,7 +6,7 @@ import io
 import json
 import re
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -65,13 +65,28 @@ def test_every_format_shows_the_same_numbers(sqlite_engine: Engine) -> None:
     html = html_text(render.render(report, "html"))
     pdf = "\n".join(p.extract_text() for p in
                     PdfReader(io.BytesIO(render.render(report, "pdf"))).pages)
+    # people read the tables at one precision for the whole report: the fewest places at
+    # which no non-zero amount of the JSON reads as $0.00
+    costs = [Decimal(d["cost_usd"]) for d in data["by_day"]]
+    costs += [Decimal(m["cost_usd"]) for d in data["by_day"] for m in d["members"]]
+    costs += [Decimal(r["cost_usd"]) for key in ("by_model_day", "by_project", "by_member")
+              for r in data[key]]
+    smallest = min(c for c in costs if c)
+    places = next(p for p in range(2, 10)
+                  if smallest.quantize(Decimal(1).scaleb(-p), ROUND_HALF_UP))
+    assert report.display_places == places
+
+    def shown_at(value: Decimal) -> Decimal:
+        return value.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
+
     for name, text in (("html", html), ("pdf", pdf)):
         shown = amounts(text)
-        assert total in shown, name
+        assert shown_at(total) in shown, name
         # the card rounds the average for people ($1.19); the JSON keeps all nine decimals
         avg = money.parse_usd(data["summary"]["avg_cost_per_request_usd"])
         assert money.headline_usd(avg) in text, name
-        assert set(days.values()) <= shown, name
+        assert {shown_at(v) for v in days.values()} <= shown, name
+        assert f"rounded to {places} decimal places" in " ".join(text.split()), name
         assert f"{data['summary']['total_requests']:,}" in text, name
         assert f"{data['summary']['total_tokens']:,}" in text, name
 

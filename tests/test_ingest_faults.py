@@ -268,8 +268,8 @@ def test_request_ids_are_unique_per_organization(engine: Engine) -> None:
     again = load(engine, rows)
     assert (again.inserted, again.duplicate) == (0, 2)
     day = Period("custom", date(2024, 5, 1), date(2024, 5, 1), "UTC")
-    assert report_json(engine, "beta", day)["summary"]["total_cost_usd"] == "2.00"
-    assert report_json(engine, "acme", day)["summary"]["total_cost_usd"] == "1.00"
+    assert report_json(engine, "beta", day)["summary"]["total_cost_usd"] == "2.000000000"
+    assert report_json(engine, "acme", day)["summary"]["total_cost_usd"] == "1.000000000"
 
 
 def together(db_url: str, table: str, *calls: Callable[[Engine], Any]) -> list[Any]:
@@ -419,13 +419,13 @@ def test_reports_over_the_boundary_values(engine: Engine) -> None:
     day = Period("custom", date(2024, 5, 1), date(2024, 5, 1), "UTC")
     data = report_json(engine, "acme", day)
     summary = data["summary"]
-    assert summary["total_cost_usd"] == "9999999999.99999999"
+    assert summary["total_cost_usd"] == "9999999999.999999990"
     assert summary["total_requests"] == 13
     assert summary["input_tokens"] == summary["output_tokens"] == 3 * big_tokens
     assert summary["total_tokens"] == 6 * big_tokens
     assert [p["tokens"] for p in data["by_project"] if p["project"] == "p"] == [6 * big_tokens]
     mine = report_json(engine, "acme", day, member="alice@acme.com")
-    assert mine["summary"]["total_cost_usd"] == "9999999999.99999999"
+    assert mine["summary"]["total_cost_usd"] == "9999999999.999999990"
 
 
 # ---------------------------------------------------------------- the command

@@ -106,8 +106,9 @@ def test_odd_offsets() -> None:
     ktm = Period("custom", d, d, "Asia/Kathmandu")
     assert ktm.start == at("2024-04-30T18:15:00+00:00")
     assert ktm.start.tzinfo == UTC
-    assert kol.label == "2024-05-01 (Asia/Kolkata)"
-    assert Period("custom", d, date(2024, 5, 3), "UTC").label == "2024-05-01 to 2024-05-03 (UTC)"
+    assert kol.iso_range == "2024-05-01 (Asia/Kolkata)"
+    assert Period("custom", d, date(2024, 5, 3), "UTC").iso_range == (
+        "2024-05-01 to 2024-05-03 (UTC)")
     assert Period("custom", d, date(2024, 5, 3), "UTC").slug == "2024-05-01_2024-05-03"
 
 

@@ -11,7 +11,7 @@ import re
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -64,26 +64,33 @@ def test_html_is_one_standalone_file(report: Report) -> None:
 def test_html_shows_the_numbers_of_the_json(report: Report) -> None:
     html = html_report.render(report, Options()).decode()
     data = json_report.to_dict(report)
-    assert report.cost_places == 9
+    assert report.cost_places == 9  # exact in the XLSX and JSON
+    # people read the tables rounded: mallory's $0.000000009 is the smallest amount and reads
+    # $0.00000001 at 8 places, not $0.00 (7 would)
+    assert report.display_places == 8
     total = Decimal(data["summary"]["total_cost_usd"])
     assert f"${total:,.9f}" == "$4.750000010"
-    assert "$4.750000010" in html
-    assert "$0.000000009" in html  # mallory's day is not rounded away
+    assert "$4.75000001" in html
+    assert "$0.00000001" in html  # mallory's day is not rounded away
     assert "1,254,244" in html  # total tokens with separators
     assert 'title="Input 1,003,207 · Output 251,037"' in html  # input/output on hover
     # every amount in the tables has the same number of decimals
-    amounts = re.findall(r"<td class=\"num\">\$([\d,]+)\.(\d+)</td>", html)
+    amounts = re.findall(r"<td class=\"num\"[^>]*>\$([\d,]+)\.(\d+)</td>", html)
     assert amounts
-    assert {len(frac) for _, frac in amounts} == {9}
+    assert {len(frac) for _, frac in amounts} == {8}
 
 
 def test_html_chart_draws_every_day_with_zero_days(report: Report) -> None:
     html = html_report.render(report, Options()).decode()
-    bars = re.findall(r'<rect class="bar"[^>]*height="([\d.]+)"', html)
+    # the wide chart (the narrow one, for phones, draws the same bars)
+    assert re.findall(r'<svg class="chart (chart-\w+)"', html) == ["chart-wide", "chart-narrow"]
+    charts = re.findall(r'<svg class="chart chart-\w+".*?</svg>', html, re.S)
+    bars = re.findall(r'<rect class="bar"[^>]*height="([\d.]+)"', charts[0])
+    assert bars == re.findall(r'<rect class="bar"[^>]*height="([\d.]+)"', charts[1])
     assert len(bars) == 7
     assert [float(h) > 0 for h in bars] == [True, False, False, False, False, False, True]
-    assert "2026-11-03: $0.000000000, 0 requests" in html
-    assert "2026-11-04: $0.000000009, 1 requests" in html
+    assert "2026-11-03: $0.00000000, 0 requests" in html
+    assert "2026-11-04: $0.00000001, 1 request" in html
 
 
 def test_html_escapes_hostile_names(report: Report) -> None:
@@ -110,8 +117,11 @@ def test_html_of_an_empty_period(sqlite_engine: Engine) -> None:
     period = Period("custom", date(2026, 1, 1), date(2026, 1, 3), "UTC")
     report = aggregate.build(sqlite_engine, "empty", period, now=datetime(2026, 2, 1, tzinfo=UTC))
     html = render(report, "html").decode()
+    # said in words, not as a table of zeros and a flat chart
     assert "No usage in this period." in html
-    assert html.count('<rect class="bar"') == 3
+    assert '<rect class="bar"' not in html
+    assert "<table" not in html
+    assert "$0.00" not in html
 
 
 def test_templates_can_be_overridden(report: Report, tmp_path: Path) -> None:
@@ -152,18 +162,21 @@ def test_html_in_headless_chromium(report: Report, browser: Any, tmp_path: Path,
     day.locator("summary").click()
     assert member.is_visible()
     assert page.locator("#by-day tbody.detail tr.member", has_text="bob@acme.com").is_visible()
-    assert "$1.250000001" in member.inner_text()
+    assert "$1.25000000" in member.inner_text()  # rounded half up as the page is
     assert member.locator("td[title]").get_attribute("title").startswith("Input ")
     day.locator("summary").click()
-    assert member.is_hidden()
+    member.wait_for(state="hidden", timeout=5000)  # the toggle event comes a task later
     hostile = page.locator("#by-model-day tbody.group", has_text="<b>model</b>")
     hostile.locator("summary").click()
-    assert page.locator("#by-model-day tbody.detail .name",
+    assert page.locator("#by-model-day tbody.detail .who",
                         has_text="<img src=x onerror=alert(1)>").is_visible()
     assert page.locator("img").count() == 0  # a name is text, never markup
     tokens = page.locator("#summary dd[title]")
     assert tokens.get_attribute("title") == "Input 1,003,207 · Output 251,037"
-    assert page.locator("svg.chart rect.bar").count() == 7
+    # at this width the wide chart shows, the phone's is hidden
+    assert page.locator("svg.chart-wide rect.bar").count() == 7
+    assert page.locator("svg.chart-wide").is_visible()
+    assert page.locator("svg.chart-narrow").is_hidden()
     page.screenshot(path=str(artifacts / "report-html.png"), full_page=True)
     context.close()
 
@@ -270,8 +283,10 @@ def _figures(cells: list[str]) -> tuple[Decimal, int, int]:
             int(tokens.replace(",", "")))
 
 
-def _expected(row: dict[str, Any]) -> tuple[Decimal, int, int]:
-    return Decimal(row["cost_usd"]), row["requests"], row["tokens"]
+def _expected(row: dict[str, Any], places: int) -> tuple[Decimal, int, int]:
+    """The JSON's row as the page shows it: the cost rounded half up to ``places``."""
+    cost = Decimal(row["cost_usd"]).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
+    return cost, row["requests"], row["tokens"]
 
 
 @pytest.mark.slow
@@ -294,6 +309,7 @@ def test_a_year_opens_under_5_mb_with_every_row_a_click_away(browser: Any, tmp_p
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.goto(path.as_uri())
     page.wait_for_load_state("load")
+    places = report.display_places
     # the year's By Day shows its twelve months, each one click from its days
     months = page.locator("#by-day tbody.group")
     assert months.count() == 12
@@ -305,7 +321,7 @@ def test_a_year_opens_under_5_mb_with_every_row_a_click_away(browser: Any, tmp_p
     for shown, want in zip(days.all(), expected, strict=True):
         cells = shown.locator("th, td").all_inner_texts()
         assert cells[0] == want["date"]
-        assert _figures(cells[1:4]) == _expected(want)
+        assert _figures(cells[1:4]) == _expected(want, places)
         assert int(cells[4]) == want["users"]
     # a day opens on its members, as the JSON lists them
     day = days.filter(has_text="2025-03-15")
@@ -315,8 +331,8 @@ def test_a_year_opens_under_5_mb_with_every_row_a_click_away(browser: Any, tmp_p
     assert members.count() == len(want["members"]) > 40
     for shown, member in zip(members.all(), want["members"], strict=True):
         cells = shown.locator("th, td").all_inner_texts()
-        assert cells[0].split(" ")[0] == member["email"]
-        assert _figures(cells[1:4]) == _expected(member)
+        assert cells[0].split()[-1] == member["email"]  # the name (if any) over the address
+        assert _figures(cells[1:4]) == _expected(member, places)
 
     # By Model & Day: a model's month opens on its days, a day on its members
     model = report.by_model[0].model
@@ -330,13 +346,13 @@ def test_a_year_opens_under_5_mb_with_every_row_a_click_away(browser: Any, tmp_p
     for shown, want in zip(rows.all(), expected, strict=True):
         cells = shown.locator("th, td").all_inner_texts()
         assert cells[:2] == [want["date"], model]
-        assert _figures(cells[2:5]) == _expected(want)
+        assert _figures(cells[2:5]) == _expected(want, places)
     rows.filter(has_text="2025-07-04").locator("summary").click()
     want = next(r for r in expected if r["date"] == "2025-07-04")
     members = page.locator("#by-model-day tbody.detail tr.member.deep")
     assert members.count() == len(want["members"])
     assert [_figures(m.locator("td").all_inner_texts()[:3]) for m in members.all()] == [
-        _expected(m) for m in want["members"]]
+        _expected(m, places) for m in want["members"]]
     page.screenshot(path=str(artifacts / "report-html-year.png"))
     context.close()
     assert problems == []

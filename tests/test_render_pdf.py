@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
@@ -49,16 +49,17 @@ def test_pdf_text_shows_the_numbers_of_the_json(sqlite_engine: Engine) -> None:
     text = "\n".join(pages)
     data = json_report.to_dict(report)
     shown = amounts(text)
-    assert Decimal(data["summary"]["total_cost_usd"]) in shown
-    # the card rounds the average for people; the tables keep every decimal
+    unit = Decimal(1).scaleb(-report.display_places)
+    assert Decimal(data["summary"]["total_cost_usd"]).quantize(unit, ROUND_HALF_UP) in shown
+    # the card rounds the average for people; the tables round to the report's places
     assert money.headline_usd(money.parse_usd(data["summary"]["avg_cost_per_request_usd"])) in text
     for day in data["by_day"]:
-        assert Decimal(day["cost_usd"]) in shown
+        assert Decimal(day["cost_usd"]).quantize(unit, ROUND_HALF_UP) in shown
         assert day["date"] in text
         for member in day["members"]:  # breakdowns are expanded on paper
             assert member["email"] in text
-    assert "$0.000000009" in text
-    assert "$4.750000010" in text
+    assert "$0.00000001" in text  # 8 places: the smallest amount does not read as $0.00
+    assert "$4.75000001" in text
     assert f"{data['summary']['total_tokens']:,}" in text
     assert "(no project)" in text
     flat = re.sub(r"\s+", "", text)  # narrow cells wrap long names
@@ -104,7 +105,8 @@ def test_pdf_of_a_long_period_is_rolled_up_and_bounded(sqlite_engine: Engine) ->
     assert "other members" in text
     # rolled-up rows still add up to the exact total
     total = Decimal(json_report.to_dict(report)["summary"]["total_cost_usd"])
-    assert total in amounts(text)
+    unit = Decimal(1).scaleb(-report.display_places)
+    assert total.quantize(unit, ROUND_HALF_UP) in amounts(text)
 
 
 def test_rolled_up_rows_add_up_to_the_summary(sqlite_engine: Engine) -> None:

@@ -114,7 +114,17 @@ def test_sheets_layout_and_properties(sqlite_engine: Engine, tmp_path: Path) -> 
             kind = "text" if column in ("Member", "Name", "Model", "Project",
                                         "Top model") else "number"
             align = ws.cell(1, index + 1).alignment.horizontal
-            assert align == ("right" if kind == "number" else None), (title, column)
+            assert align == ("right" if kind == "number" else None if index == 0 or
+                             header[index - 1] in ("Member", "Name", "Model", "Project",
+                                                   "Top model") else "left"), (title, column)
+            # text right after a right-aligned figure starts one indent in, header and cells
+            if kind == "text" and align == "left":
+                assert ws.cell(1, index + 1).alignment.indent == 1
+                assert ws.cell(2, index + 1).alignment.indent == 1, (title, column)
+        # the totals row is ruled across every column, its empty cells too
+        last = formulas[title].max_row
+        assert all(formulas[title].cell(last, i + 1).border.top.style == "thin"
+                   for i in range(len(header))), title
         assert "Cost (USD)" in header
         assert "Cache read tokens" in header
         widths = {k: v.width for k, v in ws.column_dimensions.items()}
@@ -233,11 +243,15 @@ def test_empty_period_and_personal_report(sqlite_engine: Engine, tmp_path: Path)
     personal = aggregate.build(sqlite_engine, "acme", _report(sqlite_engine).period,
                                member="bob@acme.com", now=NOW)
     _, wb = _open(personal, tmp_path, "bob.xlsx")
-    emails = {r[0] for r in wb["By Member"].iter_rows(min_row=2, values_only=True) if r[0]}
-    assert emails == {"bob@acme.com", "Total"}
+    # only what is about bob: no team sheet, no member or users column
+    assert wb.sheetnames == ["Summary", "By Day", "By Model & Day", "By Model", "By Project"]
+    for title in wb.sheetnames[1:]:
+        header = [c.value for c in wb[title][1]]
+        assert not {"Member", "Name", "Users", "Active users"} & set(header), title
     summary = {r[0]: r[1] for r in wb["Summary"].iter_rows(min_row=3, max_col=2,
                                                            values_only=True) if r[0]}
-    assert summary["Member"] == "bob@acme.com"
+    assert summary["Email"] == "bob@acme.com"
+    assert "Active users" not in summary
     assert wb["Summary"]["E4"].number_format == '"$"#,##0.00'
 
 

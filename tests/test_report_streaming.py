@@ -82,7 +82,7 @@ def test_sums_beyond_64_bits_stream_exactly(engine: Engine) -> None:
     [(model_day, [member])] = list(report.model_day_members())
     assert member.cost_nanos == model_day.cost_nanos == exact
     data = json.loads(render(report, "json"))
-    assert data["by_model_day"][0]["members"][0]["cost_usd"] == "9299999999.9999907"
+    assert data["by_model_day"][0]["members"][0]["cost_usd"] == "9299999999.999990700"
 
 
 def _peak(report_of: object) -> int:

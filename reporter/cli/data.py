@@ -61,8 +61,9 @@ def ingest_command(ctx: Context, files: tuple[str, ...]) -> None:
 @click.option("--org", "org", required=True, metavar="SLUG", help="The organization.")
 @period_options
 @click.option("--user", "member", metavar="EMAIL", help="A personal report for this member.")
-@click.option("--format", "formats", default="json", show_default=True,
-              help="Comma-separated formats: " + ", ".join(render.FORMATS) + ".")
+@click.option("--format", "formats", default="html", show_default=True,
+              help="Comma-separated formats: " + ", ".join(render.FORMATS)
+              + " (html opens in a browser; scripts pass --format json).")
 @click.option("--out", "out", default="output", show_default=True, metavar="DIR",
               type=click.Path(file_okay=False), help="Folder to write into.")
 @click.option("--templates", default=None, type=click.Path(file_okay=False, exists=True),

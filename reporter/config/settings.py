@@ -94,6 +94,10 @@ class Config:
     #: only the jobs that use one fail, each naming it (``reporter validate`` lists them)
     unset: tuple[str, ...] = ()
 
+    def sources_feeding(self, slug: str) -> list[str]:
+        """The configured sources whose rows may belong to organization ``slug``."""
+        return [name for name, source in self.sources.items() if source.feeds(slug)]
+
     def job(self, name: str) -> JobSettings:
         """The job called ``name``; ConfigError listing the jobs when there is none."""
         if name not in self.jobs:

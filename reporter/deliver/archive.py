@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from reporter import render
 from reporter.fsutil import atomic_write, safe_name
 from reporter.report.model import Report, ReportKey
 
@@ -42,12 +41,12 @@ def folder(output: Path, job: str, key: ReportKey) -> Path:
 def paths(output: Path, job: str, key: ReportKey, formats: Sequence[str]) -> list[Path]:
     """The files storing ``formats`` of the report ``key`` writes."""
     where = folder(output, job, key)
-    return [where / render.file_name(key, fmt) for fmt in formats]
+    return [where / key.file_name(fmt) for fmt in formats]
 
 
 def describe(rendered: dict[str, bytes], report: Report, where: Path) -> list[StoredFile]:
     """What storing would write, without writing it."""
-    return [StoredFile(fmt, where / render.file_name(report.key, fmt), len(data),
+    return [StoredFile(fmt, where / report.key.file_name(fmt), len(data),
                        hashlib.sha256(data).hexdigest()) for fmt, data in rendered.items()]
 
 

@@ -1,28 +1,23 @@
-"""Report emails: multipart/alternative text + HTML, inline chart PNG, attachments."""
+"""Report emails: the MIME message around an already-rendered body (multipart/alternative
+text + HTML, inline images in multipart/related) and the attachments."""
 
 from __future__ import annotations
 
 import logging
 import mimetypes
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses, make_msgid
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
-import css_inline
-
-from reporter.deliver.chart_png import daily_cost_png
-from reporter.deliver.subject import context, render_subject
-from reporter.render.templating import environment
-from reporter.report import compare, readable
+from reporter.deliver.subject import subject_line
 from reporter.report.model import Report
 
 log = logging.getLogger(__name__)
-TOP = 5
-CHART_NAME = "daily-cost.png"
 
 
 @dataclass(frozen=True)
@@ -34,13 +29,40 @@ class Attachment:
     stored: Path | None = None  # where the stored copy is, when the job stores
 
 
-def human_size(count: int) -> str:
-    """``532 bytes``, ``12.3 kB``, ``10.5 MB`` (decimal units, as mail clients show them)."""
-    if count < 1000:
-        return f"{count} bytes"
-    if count < 1_000_000:
-        return f"{count / 1000:.1f} kB"
-    return f"{count / 1_000_000:.1f} MB"
+class Image(Protocol):
+    """An image the HTML part shows inline: its Content-ID (without ``<>``) and bytes."""
+
+    @property
+    def cid(self) -> str:
+        """The Content-ID the HTML refers to as ``cid:...``."""
+
+    @property
+    def filename(self) -> str:
+        """The image's file name."""
+
+    @property
+    def data(self) -> bytes:
+        """The image's bytes."""
+
+    @property
+    def subtype(self) -> str:
+        """``png``..."""
+
+
+class Body(Protocol):
+    """A rendered body (``reporter.render.email_body.EmailBody``)."""
+
+    @property
+    def text(self) -> str:
+        """The plain-text part."""
+
+    @property
+    def html(self) -> str:
+        """The HTML part, CSS inlined."""
+
+    @property
+    def images(self) -> Sequence[Image]:
+        """The images the HTML part shows inline."""
 
 
 #: the most an HTML body may weigh: Gmail clips a message body above 102 kB
@@ -64,65 +86,26 @@ def sender_domain(sender: str) -> str:
     return address.rsplit("@", 1)[1] if "@" in address else "localhost"
 
 
-def _attached_line(sent: list[Attachment]) -> str:
-    if not sent:
-        return "Nothing is attached to this message."
-    names = ", ".join(f"{a.name} ({human_size(len(a.data))})" for a in sent)
-    return f"Attached: {names}."
-
-
-def body_context(report: Report, job: str, sent: list[Attachment],
-                 omitted: list[Attachment], chart_cid: str) -> dict[str, Any]:
-    """What the email templates get: the report's context, the chart, what is attached and
-    what was left out."""
-    personal = report.personal
-    before = report.previous
-    return {
-        **context(report, job),
-        "title": report.title,
-        "budget": report.budget,
-        "heading": "Your AI usage" if personal else "Team AI usage",
-        "sentence": compare.sentence(report),
-        "personal": personal,
-        "previous": before,
-        "compared": readable.span(before.period.first, before.period.last) if before else None,
-        "summary": report.summary,
-        "places": report.cost_places,
-        "top_models": report.by_model[:TOP],
-        "top_members": [] if personal else report.by_member[:TOP],
-        "empty": report.is_empty,
-        "chart_cid": chart_cid,
-        "attached_line": _attached_line(sent),
-        "omitted": [{"name": a.name, "size": human_size(len(a.data)),
-                     "stored": str(a.stored) if a.stored else None} for a in omitted],
-        "generated": readable.moment_text(report.generated_at, report.period.timezone),
-    }
-
-
-def render_bodies(values: dict[str, Any], templates: Path | None) -> tuple[str, str]:
-    """The plain-text body and the HTML body with its CSS inlined."""
-    env = environment(templates)
-    text = env.get_template("email.txt.j2").render(values).strip() + "\n"
-    html = env.get_template("email.html.j2").render(values)
-    return text, css_inline.inline(html)
-
-
-def build(report: Report, *, job: str, subject: str, sender: str, recipients: list[str],
-          attachments: list[Attachment], max_attachment_bytes: int, now: datetime,
-          templates: Path | None = None) -> EmailMessage:
-    """The message for ``recipients``; attachments over the limit are named, not attached."""
-    sent = [a for a in attachments if len(a.data) <= max_attachment_bytes]
-    omitted = [a for a in attachments if len(a.data) > max_attachment_bytes]
+def within_limit(attachments: Sequence[Attachment], max_bytes: int,
+                 job: str) -> tuple[list[Attachment], list[Attachment]]:
+    """The attachments that are sent and those over ``max_bytes``, named in the body
+    instead (each logged)."""
+    sent = [a for a in attachments if len(a.data) <= max_bytes]
+    omitted = [a for a in attachments if len(a.data) > max_bytes]
     for item in omitted:
         log.warning("%s: %s is %d bytes, over the %d-byte attachment limit; left out",
-                    job, item.name, len(item.data), max_attachment_bytes)
-    domain = sender_domain(sender)
-    cid = make_msgid("chart", domain=domain)
-    values = body_context(report, job, sent, omitted, cid[1:-1])
-    text, html = render_bodies(values, templates)
+                    job, item.name, len(item.data), max_bytes)
+    return sent, omitted
 
+
+def build(report: Report, body: Body, *, job: str, subject: str, sender: str,
+          recipients: list[str], attachments: Sequence[Attachment],
+          now: datetime) -> EmailMessage:
+    """The message for ``recipients``: the subject template ``subject`` rendered for
+    ``report``, the rendered ``body`` and its images, the ``attachments`` as given."""
+    domain = sender_domain(sender)
     msg = EmailMessage()
-    msg["Subject"] = render_subject(subject, context(report, job))
+    msg["Subject"] = subject_line(subject, report, job)
     msg["From"] = sender
     msg["To"] = ", ".join(recipients)
     msg["Date"] = format_datetime(now)
@@ -131,16 +114,17 @@ def build(report: Report, *, job: str, subject: str, sender: str, recipients: li
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Auto-Response-Suppress"] = "All"
     msg["List-Id"] = list_id(job, report.organization.slug, domain)
-    if len(html.encode()) > HTML_BUDGET:
+    if len(body.html.encode()) > HTML_BUDGET:
         log.warning("%s: the HTML body of %s is %d bytes; Gmail clips bodies over %d",
-                    job, report.title, len(html.encode()), HTML_BUDGET)
-    msg.set_content(text)
-    msg.add_alternative(html, subtype="html")
+                    job, report.title, len(body.html.encode()), HTML_BUDGET)
+    msg.set_content(body.text)
+    msg.add_alternative(body.html, subtype="html")
     html_part = list(msg.iter_parts())[1]
     assert isinstance(html_part, EmailMessage)
-    html_part.add_related(daily_cost_png(report), "image", "png", cid=cid,
-                          filename=CHART_NAME, disposition="inline")
-    for item in sent:
+    for image in body.images:
+        html_part.add_related(image.data, "image", image.subtype, cid=f"<{image.cid}>",
+                              filename=image.filename, disposition="inline")
+    for item in attachments:
         kind = mimetypes.guess_type(item.name)[0] or "application/octet-stream"
         maintype, subtype = kind.split("/", 1)
         msg.add_attachment(item.data, maintype=maintype, subtype=subtype, filename=item.name)

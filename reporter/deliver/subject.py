@@ -1,4 +1,5 @@
-"""Email subjects: a sandboxed Jinja template rendered to one safe header line."""
+"""Email subjects: a sandboxed Jinja template rendered to one safe header line (its values
+come from ``reporter.report.headline``)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ from jinja2 import StrictUndefined, Template
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
-from reporter import money
-from reporter.report import readable
+from reporter.report.headline import context
 from reporter.report.model import Report
 
 MAX_LENGTH = 200
@@ -80,35 +80,6 @@ def clean(text: str) -> str:
     return line if len(line) <= MAX_LENGTH else line[: MAX_LENGTH - 1].rstrip() + "…"
 
 
-def _change(report: Report) -> str:
-    """``up 43%``, ``down 5.2%``, ``new``, ``no change``; empty without a comparison."""
-    if report.previous is None:
-        return ""
-    now, before = report.summary.cost_nanos, report.previous.summary.cost_nanos
-    text, way = readable.change(now, before, usd=True)
-    ratio = readable.percent(now, before)
-    if way == "same" or ratio is None:
-        return text
-    return f"{way} {readable.percent_text(ratio).lstrip('+' + readable.MINUS)}"
-
-
-def context(report: Report, job: str) -> dict[str, Any]:
-    """What a subject template can use: ``period.label`` reads like dates
-    (``Nov 16 – 22, 2026 (New York time)``), ``total`` is rounded for people."""
-    period = report.period
-    return {
-        "job": job,
-        "organization": {"slug": report.organization.slug, "name": report.organization.name,
-                         "timezone": report.organization.timezone},
-        "period": {"name": period.name, "label": readable.period_text(period),
-                   "first": period.first, "last": period.last, "timezone": period.timezone},
-        "member": report.member,
-        "member_name": report.member_name,
-        "total": money.headline_usd(report.summary.cost_nanos),
-        "change": _change(report),
-    }
-
-
 def sample_context() -> dict[str, Any]:
     """A context with every name set, to check a template at load time."""
     return {
@@ -126,3 +97,8 @@ def sample_context() -> dict[str, Any]:
 def render_subject(source: str, values: dict[str, Any]) -> str:
     """The subject template ``source`` rendered with ``values``, as one safe header line."""
     return clean(subject_template(source).render(values))
+
+
+def subject_line(source: str, report: Report, job: str) -> str:
+    """The subject of ``report``'s email from the job's template ``source``."""
+    return render_subject(source, context(report, job))

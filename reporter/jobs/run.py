@@ -44,9 +44,10 @@ def sources_for(engine: Engine, config: Config, job: JobSettings,
     """The sources whose rows may belong to an organization the job reports on."""
     slugs = span.orgs or (list(job.organizations) if job.organizations is not None
                           else [o.slug for o in orgs.list_orgs(engine)])
-    return [name for name, source in config.sources.items()
-            if source.organization is None and source.organizations is None
-            or any(source.feeds(slug) for slug in slugs)]
+    unrestricted = [name for name, source in config.sources.items()
+                    if source.organization is None and source.organizations is None]
+    feeding = {name for slug in slugs for name in config.sources_feeding(slug)}
+    return [name for name in config.sources if name in unrestricted or name in feeding]
 
 
 def sync_first(engine: Engine, config: Config, job: JobSettings, *, now: datetime,

@@ -16,17 +16,18 @@ from typing import Protocol
 from jinja2 import TemplateError, TemplateSyntaxError
 
 from reporter.errors import RenderError
-from reporter.fsutil import atomic_write, ensure_folder, safe_name
+from reporter.fsutil import atomic_write, ensure_folder
 from reporter.report.model import Report, ReportKey
 
 log = logging.getLogger(__name__)
 
-#: format name -> (module implementing ``render(report, options) -> bytes``, file extension)
-FORMATS: dict[str, tuple[str, str]] = {
-    "html": ("reporter.render.html_report", "html"),
-    "pdf": ("reporter.render.pdf_report", "pdf"),
-    "xlsx": ("reporter.render.xlsx_report", "xlsx"),
-    "json": ("reporter.render.json_report", "json"),
+#: format name (also its files' extension) -> module implementing
+#: ``render(report, options) -> bytes``
+FORMATS: dict[str, str] = {
+    "html": "reporter.render.html_report",
+    "pdf": "reporter.render.pdf_report",
+    "xlsx": "reporter.render.xlsx_report",
+    "json": "reporter.render.json_report",
 }
 
 
@@ -61,7 +62,7 @@ def render(report: Report, fmt: str, options: Options | None = None) -> bytes:
     """The report in format ``fmt`` as bytes."""
     if fmt not in FORMATS:
         raise RenderError(f"unknown format {fmt!r} (one of: {', '.join(FORMATS)})")
-    module = importlib.import_module(FORMATS[fmt][0])
+    module = importlib.import_module(FORMATS[fmt])
     renderer: _Renderer = module.render
     options = options or Options()
     try:
@@ -80,17 +81,11 @@ def _template_problem(exc: TemplateError, folder: Path) -> str:
     return f"templates {folder}: {exc.message or type(exc).__name__}"
 
 
-def file_stem(key: ReportKey) -> str:
-    """``<org>_<first>_<last>[_<member>]``, safe whatever the slug or email holds."""
-    stem = f"{safe_name(key.organization)}_{key.period.slug}"
-    if key.member:
-        stem += f"_{safe_name(key.member)}"
-    return stem
-
-
 def file_name(key: ReportKey, fmt: str) -> str:
-    """The file name of the report ``key`` in format ``fmt``."""
-    return f"{file_stem(key)}.{FORMATS[fmt][1]}"
+    """The file name of the report ``key`` in format ``fmt`` (``ReportKey.file_name``)."""
+    if fmt not in FORMATS:
+        raise RenderError(f"unknown format {fmt!r} (one of: {', '.join(FORMATS)})")
+    return key.file_name(fmt)
 
 
 def write(report: Report, formats: Sequence[str], out_dir: Path,

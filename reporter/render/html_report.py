@@ -65,7 +65,9 @@ def page(report: Report, options: object = None, *, medium: str = "screen",
         screen = Screen(Markup(data.script_text(view.cost_places)), Markup(script), digest)
     text = env.get_template(TEMPLATE).render(
         report=report, view=view, medium=medium, places=view.cost_places, screen=screen,
-        chart=svg_chart.daily_cost(report.daily, view.cost_places))
+        chart=svg_chart.daily_cost(report.daily, view.cost_places),
+        narrow_chart=svg_chart.daily_cost(report.daily, view.cost_places, narrow=True)
+        if screen else None)
     log.debug("rendered %s page of %s in %.3f s", medium, report.title,
               time.perf_counter() - started)
     return text

@@ -7,14 +7,14 @@ from collections.abc import Iterator
 from io import BytesIO
 from typing import Any
 
-from reporter.money import format_usd
+from reporter.money import MAX_DECIMALS, format_usd
 from reporter.report import readable
 from reporter.report.model import Change, Changes, Metrics, Previous, Report, Summary
 
 
 def _metrics(m: Metrics) -> dict[str, Any]:
     return {
-        "cost_usd": format_usd(m.cost_nanos),
+        "cost_usd": _usd(m.cost_nanos),
         "requests": m.requests,
         "input_tokens": m.input_tokens,
         "output_tokens": m.output_tokens,
@@ -26,9 +26,9 @@ def _metrics(m: Metrics) -> dict[str, Any]:
 
 def _summary(summary: Summary) -> dict[str, Any]:
     return {
-        "total_cost_usd": format_usd(summary.cost_nanos),
+        "total_cost_usd": _usd(summary.cost_nanos),
         "total_requests": summary.requests,
-        "avg_cost_per_request_usd": format_usd(summary.avg_cost_nanos),
+        "avg_cost_per_request_usd": _usd(summary.avg_cost_nanos),
         "input_tokens": summary.input_tokens,
         "output_tokens": summary.output_tokens,
         "total_tokens": summary.tokens,
@@ -39,8 +39,8 @@ def _summary(summary: Summary) -> dict[str, Any]:
 
 
 def _usd(nanos: int) -> str:
-    """An amount as ``cost_usd`` shows it; ``"0"`` for none."""
-    return format_usd(nanos) if nanos else "0"
+    """Every amount of money: an exact decimal string with exactly 9 decimal places."""
+    return format_usd(nanos, MAX_DECIMALS)
 
 
 def _before(previous: Previous | None, row: Metrics) -> dict[str, Any]:
@@ -54,9 +54,9 @@ def _before(previous: Previous | None, row: Metrics) -> dict[str, Any]:
 
 def _change(change: Change, key: str) -> dict[str, Any]:
     percent = readable.percent(change.cost_nanos, change.previous_cost_nanos)
-    return {key: change.key, "label": change.label, "cost_usd": format_usd(change.cost_nanos),
+    return {key: change.key, "label": change.label, "cost_usd": _usd(change.cost_nanos),
             "previous_cost_usd": _usd(change.previous_cost_nanos),
-            "change_usd": format_usd(change.delta_nanos),
+            "change_usd": _usd(change.delta_nanos),
             "change_percent": None if percent is None else f"{percent:.1f}",
             "requests": change.requests, "previous_requests": change.previous_requests,
             **({"model": change.model} if key == "email" else {})}
@@ -91,9 +91,9 @@ def _budget(report: Report) -> dict[str, Any] | None:
     budget = report.budget
     if budget is None:
         return None
-    return {"month": budget.month_text, "monthly_usd": format_usd(budget.monthly_nanos),
-            "spent_usd": format_usd(budget.spent_nanos), "percent": f"{budget.percent:.1f}",
-            "forecast_usd": format_usd(budget.forecast_nanos),
+    return {"month": budget.month_text, "monthly_usd": _usd(budget.monthly_nanos),
+            "spent_usd": _usd(budget.spent_nanos), "percent": f"{budget.percent:.1f}",
+            "forecast_usd": _usd(budget.forecast_nanos),
             "days_elapsed": budget.days_elapsed, "days_in_month": budget.days_in_month}
 
 
@@ -109,7 +109,7 @@ def document(report: Report) -> dict[str, Any]:
         "period": {"name": period.name, "start": period.start.astimezone(tz).isoformat(),
                    "end": period.end.astimezone(tz).isoformat(), "timezone": period.timezone,
                    "first_date": period.first.isoformat(), "last_date": period.last.isoformat(),
-                   "days": period.days, "label": period.label,
+                   "days": period.days, "label": readable.period_text(period),
                    "text": readable.period_text(period)},
         "member": report.member,
         "budget": _budget(report),
@@ -142,7 +142,7 @@ def document(report: Report) -> dict[str, Any]:
             for row in report.by_model
         ],
         "daily_series": [
-            {"date": p.date.isoformat(), "cost_usd": format_usd(p.cost_nanos),
+            {"date": p.date.isoformat(), "cost_usd": _usd(p.cost_nanos),
              "requests": p.requests, "tokens": p.tokens}
             for p in report.daily
         ],

@@ -8,7 +8,6 @@ from typing import Any
 
 from weasyprint import HTML
 
-from reporter import money
 from reporter.errors import RenderError
 from reporter.render import rollup
 from reporter.render.html_report import page
@@ -70,8 +69,7 @@ def column_css(report: Report, places: int) -> str:
 def render(report: Report, options: object = None) -> bytes:
     """The report as a PDF: real text, title and metadata, "Page X of Y" on every page."""
     text = page(report, options, medium="pdf", limits=LIMITS)
-    amounts = [row.cost_nanos for row in report.by_project + report.by_member]
-    places = max(report.cost_places, money.places_needed(amounts))
+    places = report.display_places
     text = text.replace("</head>", f"<style>\n{column_css(report, places)}</style>\n</head>", 1)
     started = time.perf_counter()
     document = HTML(string=text, url_fetcher=url_fetcher()).render()

@@ -10,7 +10,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from reporter import money
 from reporter.periods import Period
 from reporter.report.model import (
     DayRow,
@@ -287,9 +286,6 @@ def build(report: Report, limits: Limits | None = None, *,
         notes.append("The XLSX report holds every row in full detail.")
 
     (day_bucket, by_day), (model_bucket, by_model_day) = tables
-    amounts = [report.summary.cost_nanos, report.summary.avg_cost_nanos]
-    amounts += [row.cost_nanos for row in report.by_day]
-    amounts += [row.cost_nanos for row in report.by_project + report.by_member]
-    places = max(report.cost_places, money.places_needed(amounts))
+    places = report.display_places
     return View(report, day_bucket, model_bucket, by_day, by_model_day, by_project,
                 projects_others, by_member, members_others, notes, places)

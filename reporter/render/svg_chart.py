@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import date
 
@@ -9,9 +10,12 @@ from markupsafe import Markup, escape
 
 from reporter import money
 from reporter.render.templating import usd
+from reporter.report import readable
 from reporter.report.model import DailyPoint
 
 WIDTH, HEIGHT = 720, 220
+#: the chart a phone shows (320 to 640 px wide): drawn 360 wide, so its labels stay readable
+NARROW = 360
 RIGHT, TOP, BOTTOM = 8, 10, 28
 FONT = 10  # px, the axis labels
 #: an axis label's width per character, in font sizes (digits and letters of a sans-serif)
@@ -66,8 +70,8 @@ def labelled(points: Sequence[DailyPoint], slot: float, font: float = FONT) -> l
     every = room / slot  # days one label needs
     if every <= 1:
         return list(range(days))
-    if every <= 2 and days <= 62:
-        return list(range(0, days, 2))
+    if days <= 62:  # a week or a month: from its first day, every so many days
+        return list(range(0, days, math.ceil(every)))
     for span in (7, 14, 31, 92, 366):
         if every <= span:
             return [i for i, p in enumerate(points) if _marks(p.date, span)]
@@ -89,19 +93,25 @@ def _marks(day: date, span: int) -> bool:
     return day.day == 1 and day.month == 1 and day.year % 5 == 0
 
 
-def daily_cost(points: Sequence[DailyPoint], places: int = 2) -> Markup:
-    """An accessible bar chart of ``points``; every bar's tooltip holds the exact cost."""
+def daily_cost(points: Sequence[DailyPoint], places: int = 2, *,
+               narrow: bool = False) -> Markup:
+    """An accessible bar chart of ``points``; every bar's tooltip holds its cost. ``narrow``:
+    the phone's chart, 360 wide (the page shows one of the two)."""
+    width = NARROW if narrow else WIDTH
+    kind = "chart-narrow" if narrow else "chart-wide"
+    ids = "chart-n" if narrow else "chart"
     peak = max((p.cost_nanos for p in points), default=0)
     axis = ticks(peak)
     labels = tick_labels(axis)
     left = round(max(label_width(text) for text in labels) + 12)
     top = axis[-1]
-    plot_w, plot_h = WIDTH - left - RIGHT, HEIGHT - TOP - BOTTOM
+    plot_w, plot_h = width - left - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / max(1, len(points))
     bar = max(1.0, slot * 0.8) if len(points) < plot_w else slot
     parts = [
-        f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}"'
-        f' width="{WIDTH}" height="{HEIGHT}" role="img" aria-labelledby="chart-title chart-desc">',
+        f'<svg class="chart {kind}" xmlns="http://www.w3.org/2000/svg"'
+        f' viewBox="0 0 {width} {HEIGHT}" width="{width}" height="{HEIGHT}" role="img"'
+        f' aria-labelledby="{ids}-title {ids}-desc">',
     ]
     if points:
         first, last = points[0].date.isoformat(), points[-1].date.isoformat()
@@ -110,11 +120,11 @@ def daily_cost(points: Sequence[DailyPoint], places: int = 2) -> Markup:
                 f"{usd(high.cost_nanos, places)} on {high.date.isoformat()}.")
     else:
         desc = "No days in this period."
-    parts.append(f'<title id="chart-title">Daily cost (USD)</title>'
-                 f'<desc id="chart-desc">{escape(desc)}</desc>')
+    parts.append(f'<title id="{ids}-title">Daily cost (USD)</title>'
+                 f'<desc id="{ids}-desc">{escape(desc)}</desc>')
     for tick, text in zip(axis, labels, strict=True):
         y = TOP + plot_h - plot_h * tick / top
-        parts.append(f'<line class="grid" stroke="#d9dee7" x1="{left}" x2="{WIDTH - RIGHT}"'
+        parts.append(f'<line class="grid" stroke="#d9dee7" x1="{left}" x2="{width - RIGHT}"'
                      f' y1="{y:.1f}" y2="{y:.1f}"/>'
                      f'<text class="axis" fill="#5b6576" font-size="{FONT}" x="{left - 6}"'
                      f' y="{y + 3:.1f}" text-anchor="end">{escape(text)}</text>')
@@ -123,7 +133,7 @@ def daily_cost(points: Sequence[DailyPoint], places: int = 2) -> Markup:
         x = left + slot * index + (slot - bar) / 2
         h = plot_h * point.cost_nanos / top
         tip = (f"{point.date.isoformat()}: {usd(point.cost_nanos, places)},"
-               f" {point.requests:,} requests")
+               f" {readable.counted(point.requests, 'request')}")
         parts.append(f'<g><title>{escape(tip)}</title>'
                      f'<rect class="hit" fill="transparent" x="{left + slot * index:.2f}"'
                      f' y="{TOP}" width="{slot:.2f}" height="{plot_h}"/>'
@@ -134,6 +144,6 @@ def daily_cost(points: Sequence[DailyPoint], places: int = 2) -> Markup:
             parts.append(f'<text class="axis" fill="#5b6576" font-size="{FONT}"'
                          f' x="{x + bar / 2:.1f}" y="{HEIGHT - 10}"'
                          f' text-anchor="middle">{escape(label)}</text>')
-    parts.append(f'<line class="base" stroke="#5b6576" x1="{left}" x2="{WIDTH - RIGHT}"'
+    parts.append(f'<line class="base" stroke="#5b6576" x1="{left}" x2="{width - RIGHT}"'
                  f' y1="{TOP + plot_h}" y2="{TOP + plot_h}"/></svg>')
     return Markup("".join(parts))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import re
 from datetime import date
 from pathlib import Path
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 
 from reporter import money
 from reporter.report import readable
@@ -18,13 +20,20 @@ def shipped_templates() -> Path:
 
 
 def usd(nanos: int, places: int = 2) -> str:
-    """``$1,234.500`` with exactly ``places`` decimals (never rounding away data:
-    callers pass the places the report needs)."""
-    text = money.format_usd(nanos, min_places=places)
+    """``$1,234.500``: rounded half up to exactly ``places`` decimals, the places the
+    report's tables are read at (``Report.display_places``); XLSX and JSON stay exact."""
+    text = money.round_usd(nanos, places)
     whole, _, frac = text.partition(".")
     sign = "-" if whole.startswith("-") else ""
     whole = f"{int(whole.lstrip('-')):,}"
-    return f"{sign}${whole}.{frac.ljust(places, '0')}" if places else f"{sign}${whole}"
+    return f"{sign}${whole}.{frac}" if places else f"{sign}${whole}"
+
+
+def breakable(address: str) -> Markup:
+    """An email address that wraps only after its ``@`` and dots (``<wbr>``), never
+    mid-word; escaped."""
+    parts = re.split(r"(?<=[@.])", address)
+    return Markup("<wbr>").join(escape(part) for part in parts)
 
 
 def count(value: int) -> str:
@@ -49,7 +58,9 @@ def environment(overrides: Path | None = None) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(usd=usd, count=count, day=day, headline=money.headline_usd)
+    env.filters.update(usd=usd, count=count, day=day, headline=money.headline_usd,
+                       breakable=breakable,
+                       counted=readable.counted)
     env.globals.update(change_of=readable.change, move_of=readable.move_text, span_of=readable.span,
                        period_of=readable.period_text,
                        moment_of=readable.moment_text)

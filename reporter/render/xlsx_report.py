@@ -79,9 +79,11 @@ def _summary_sheet(wb: Workbook, report: Report) -> None:
     summary, period = report.summary, report.period
     left: list[tuple[str, Any, str]] = [("Organization", report.organization.name, "text")]
     if report.member:
-        left.append(("Member", report.member, "text"))
+        if report.member_name:
+            left.append(("Member", report.member_name, "text"))
+        left.append(("Email", report.member, "text"))
     left += [
-        ("Period", period.label, "text"),
+        ("Period", readable.period_text(period), "text"),
         ("First date", period.first, "date"),
         ("Last date", period.last, "date"),
         ("Timezone", period.timezone, "text"),
@@ -95,7 +97,10 @@ def _summary_sheet(wb: Workbook, report: Report) -> None:
         ("Output tokens", summary.output_tokens, "count"),
         ("Cache read tokens", summary.cache_read_tokens, "count"),
         ("Cache write tokens", summary.cache_write_tokens, "count"),
-        ("Active users", summary.active_users, "count"),
+        *([] if report.personal else [("Active users", summary.active_users, "count")]),
+        *([("", None, "text"), ("Note", report.sync_note, "text")] if report.sync_note else []),
+        *([("", None, "text"), ("Note", "No usage in this period.", "text")]
+          if report.is_empty else []),
         ("", None, "text"),
         (f"Generated ({readable.zone_words(period.timezone)})",
          report.generated_at.astimezone(period.zone).replace(tzinfo=None),
@@ -183,9 +188,29 @@ def _listed(title: str, columns: Sequence[Column], rows: list[Any], totals: list
     return View(title, columns, rows, totals, len(rows), rows)
 
 
+def _personal_views(r: Report) -> list[View]:
+    """A member's own sheets: their days, models and projects, no colleague and no team
+    column (users, members)."""
+    return [
+        _listed("By Day", [DATE, *METRICS], [(d.date, *_metrics(d)) for d in r.by_day],
+                _totals(r.by_day, 1)),
+        _listed("By Model & Day", [DATE, MODEL, *METRICS],
+                [(d.date, d.model, *_metrics(d)) for d in r.by_model_day],
+                _totals(r.by_model_day, 2)),
+        _listed("By Model", [MODEL, *METRICS], [(m.model, *_metrics(m)) for m in r.by_model],
+                _totals(r.by_model, 1)),
+        _listed("By Project", [Column("Project", "text"), *METRICS],
+                [(p.project if p.project is not None else "(no project)", *_metrics(p))
+                 for p in r.by_project],
+                _totals(r.by_project, 1)),
+    ]
+
+
 def _views(report: Report) -> list[View]:
     """Every table sheet; the members' rows are streamed (a year has about 170,000)."""
     r = report
+    if r.personal:
+        return _personal_views(r)
     blank = (None,) * len(METRICS)
     people = [(None, m.email, m.name, *blank) for m in r.by_member]
     models = [(None, m.model, None, None, *blank) for m in r.by_model]
@@ -224,7 +249,7 @@ def render(report: Report, options: object = None) -> bytes:
     wb = Workbook(write_only=True)
     props = wb.properties
     props.title = clean_text(report.title)
-    props.subject = clean_text(f"AI usage, {report.period.label}")
+    props.subject = clean_text(f"AI usage, {readable.period_text(report.period)}")
     props.creator = "reporter"
     props.lastModifiedBy = "reporter"
     props.created = report.generated_at.astimezone(UTC).replace(tzinfo=None)

@@ -51,6 +51,8 @@ HEADER_FONT = font(bold=True)
 TITLE_FONT = font(bold=True, size=14)
 #: numbers and dates are right-aligned by spreadsheets: their headers too
 RIGHT = Alignment(horizontal="right")
+#: text right after a right-aligned column starts one indent in, so the two never touch
+INDENT = Alignment(horizontal="left", indent=1)
 HEADER_FILL = PatternFill("solid", fgColor="DDE3EA")
 HEADER_BORDER = Border(bottom=Side(style="thin"))
 TOTAL_BORDER = Border(top=Side(style="thin"))
@@ -117,9 +119,9 @@ class Sheet:
     # -- cells -------------------------------------------------------------------
     def cell(self, number_format: str | None = None, *, bold: bool = False,
               quote: bool = False, header: bool = False, total: bool = False,
-              right: bool = False) -> Any:
+              right: bool = False, indent: bool = False) -> Any:
         """A reusable styled cell of this sheet: number format, bold, quoted, header or total,
-        right-aligned."""
+        right-aligned or indented."""
         cell = WriteOnlyCell(self.ws)
         if number_format:
             cell.number_format = number_format
@@ -127,6 +129,8 @@ class Sheet:
             cell.font = HEADER_FONT
         if right:
             cell.alignment = RIGHT
+        elif indent:
+            cell.alignment = INDENT
         if header:
             cell.fill = HEADER_FILL
             cell.border = HEADER_BORDER

@@ -73,17 +73,20 @@ class TableSheet(Sheet):
         self.rows, self.count, self.totals, self.label = rows, count, totals, label
         self.layout(samples, totals, count)
         # every style is registered now, before openpyxl writes styles.xml
-        self._head = [self._style("text", header=True, right=c.kind != "text")
-                      for c in columns]
+        #: text columns that follow a number column (right-aligned) start indented
+        self._indented = {i for i, c in enumerate(columns)
+                          if c.kind == "text" and i and columns[i - 1].kind != "text"}
+        self._head = [self._style("text", header=True, right=c.kind != "text",
+                                  indent=i in self._indented) for i, c in enumerate(columns)]
         self._formatters = [self._formatter(i, c.kind) for i, c in enumerate(columns)]
         self._total_formatters = [self._formatter(0, "text", total=True)] + [
             self._formatter(i, c.kind, total=True) if c.kind == "text" else
             self._subtotal(i, c.kind) for i, c in enumerate(columns) if i]
 
     def _style(self, kind: str, *, total: bool = False, quote: bool = False,
-               header: bool = False, right: bool = False) -> int:
+               header: bool = False, right: bool = False, indent: bool = False) -> int:
         cell = self.cell(self._format(kind), total=total, quote=quote, header=header,
-                         right=right)
+                         right=right, indent=indent)
         style_id = getattr(cell, "style_id", None)
         if not isinstance(style_id, int):
             raise unsupported(f"a cell's style_id is {style_id!r}, not an index")
@@ -93,13 +96,17 @@ class TableSheet(Sheet):
         """A function of (value, row number) giving the cell's XML ('' for no value)."""
         col = get_column_letter(index + 1)
         if kind == "text":
-            quoted = self._style("text", quote=True, total=total)
-            bold = f' s="{self._style("text", total=True)}"' if total else ""
+            indent = index in self._indented
+            quoted = self._style("text", quote=True, total=total, indent=indent)
+            plain = self._style("text", total=total, indent=indent)
+            bold = f' s="{plain}"' if total or indent else ""
+            # a totals row is ruled across every column, empty cells too
+            empty = f'<c r="{col}{{}}" s="{plain}"/>' if total else ""
             cache: dict[str, str] = {}
 
             def text(value: str | None, r: str) -> str:
                 if not value:
-                    return ""
+                    return empty.format(r) if empty else ""
                 body = cache.get(value)
                 if body is None:
                     cleaned = cell_text(value)
@@ -135,8 +142,8 @@ class TableSheet(Sheet):
         formula = f"SUBTOTAL(109,{col}2:{col}{max(self.count, 1) + 1})"
 
         def total(value: int | None, r: str) -> str:
-            if value is None:
-                return ""
+            if value is None:  # ruled like the others
+                return f'<c r="{col}{r}" s="{style}"/>'
             saved = format_usd(value, 0) if kind == "usd" else str(value)
             return f'<c r="{col}{r}" s="{style}"><f>{formula}</f><v>{saved}</v></c>'
         return total

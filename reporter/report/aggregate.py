@@ -183,7 +183,8 @@ def build(engine: Engine, org_slug: str, period: Period, *, member: str | None =
         by_model=sorted(models.values(), key=lambda r: _order(r, r.model)),
         daily=daily,
         shares=groups.StoredShares(engine, day, where, people, places=sums.places,
-                                   halves=sums.halves, what=f"organization {org.slug!r}"),
+                                   halves=sums.halves, what=f"organization {org.slug!r}",
+                                   smallest=sums.smallest),
     )
     if before is not None:
         report.previous = compare.previous(report, before, before_rows, before_projects,

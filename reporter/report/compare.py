@@ -171,6 +171,6 @@ def sentence(report: Report) -> str:
         else:
             text += f"; {top.label} {readable.signed_usd(top.delta_nanos)}"
             if top.model and not report.personal:
-                # the model as people say it: "claude-sonnet-4", not its provider's path
-                text += f" on {top.model.rsplit('/', 1)[-1]}"
+                # the model id as given, as every other part of the report names it
+                text += f" on {top.model}"
     return text + "."

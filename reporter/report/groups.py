@@ -37,6 +37,8 @@ _HALF = 2**32
 BATCH = 2000
 #: nano-dollars of one unit of the last decimal place shown, by places (index 0 to 9)
 _UNIT = [10 ** (money.MAX_DECIMALS - places) for places in range(money.MAX_DECIMALS + 1)]
+#: no amount seen yet (larger than any sum of a group)
+_NONE = 1 << 127
 
 
 def _sums() -> list[Any]:
@@ -107,16 +109,21 @@ class Sums:
     places: int = 2
     #: whether the sums needed the exact 32-bit halves (see ``stream``)
     halves: bool = False
+    #: the smallest non-zero amount of a group (0: none)
+    smallest: int = 0
 
     def add(self, rows: Iterator[tuple[Any, ...]]) -> None:
         """Sum every group of ``rows`` (day number, model, user id and the six sums)."""
         model_days, day_members = self.model_days, self.day_members
         member_models = self.member_models
         places, unit = self.places, _UNIT[self.places]
+        smallest = self.smallest or _NONE
         for day_number, model, uid, c, r, i, o, cr, cw in rows:
             if c % unit:
                 places = money.places_needed([c], places)
                 unit = _UNIT[places]
+            if c < smallest and c:
+                smallest = c
             acc = model_days.get((day_number, model))
             if acc is None:
                 model_days[(day_number, model)] = [c, r, i, o, cr, cw, 1]
@@ -141,6 +148,7 @@ class Sums:
                     acc[4] += cr
                     acc[5] += cw
         self.places = places
+        self.smallest = 0 if smallest == _NONE else smallest
 
 
 def read_sums(conn: Connection, day: ColumnElement[int], where: list[Any]) -> Sums:
@@ -174,9 +182,9 @@ class StoredShares(MemberShares):
 
     def __init__(self, engine: Engine, day: ColumnElement[int], where: list[Any],
                  people: Mapping[int, tuple[str, str | None]], *, places: int, halves: bool,
-                 what: str) -> None:
+                 what: str, smallest: int = 0) -> None:
         super().__init__()
-        self.places = places
+        self.places, self.smallest = places, smallest
         self._engine, self._day, self._where = engine, day, where
         self._people, self._halves, self._what = people, halves, what
 

@@ -8,6 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from reporter import money
+from reporter.fsutil import safe_name
 from reporter.periods import Period
 from reporter.report import readable
 
@@ -239,6 +240,16 @@ class ReportKey:
     period: Period
     member: str | None = None
 
+    @property
+    def file_stem(self) -> str:
+        """``<org>_<first>_<last>[_<member>]``, safe whatever the slug or email holds."""
+        stem = f"{safe_name(self.organization)}_{self.period.slug}"
+        return f"{stem}_{safe_name(self.member)}" if self.member else stem
+
+    def file_name(self, fmt: str) -> str:
+        """The report's file in format ``fmt``: the format's name is the extension."""
+        return f"{self.file_stem}.{fmt}"
+
 
 class MemberShares:
     """The members' shares of the By Model & Day rows, held in memory.
@@ -251,8 +262,10 @@ class MemberShares:
     def __init__(self, shares: list[list[MemberUsage]] | None = None) -> None:
         """``shares``: the members of each By Model & Day row, in the rows' order."""
         self._shares = shares
-        self.places = money.places_needed(
-            [m.cost_nanos for members in shares or [] for m in members])
+        costs = [m.cost_nanos for members in shares or [] for m in members]
+        self.places = money.places_needed(costs)
+        #: the smallest non-zero amount among them (0: none), for the places people read
+        self.smallest = min((c for c in costs if c), default=0)
 
     def lists(self, rows: Sequence[ModelDayRow]) -> Iterator[list[MemberUsage]]:
         """The members of each row of ``rows``, largest cost first, in the rows' order."""
@@ -286,6 +299,11 @@ class Report:
     budget: Budget | None = None
     #: the members' shares of each By Model & Day row (see ``model_day_members``)
     shares: MemberShares = field(default_factory=MemberShares)
+    #: the usage's sources were last read up to this instant, before the period ended
+    #: (``reporter.report.freshness``); None: complete, or not read from a source
+    synced_through: datetime | None = None
+    #: a source of the organization's usage has never been read
+    never_synced: bool = False
 
     @property
     def key(self) -> ReportKey:
@@ -304,6 +322,17 @@ class Report:
         values += [self.summary.cost_nanos, self.summary.avg_cost_nanos]
         return money.places_needed(values, self.shares.places)
 
+    @property
+    def display_places(self) -> int:
+        """The decimal places every table of the human formats shows money at: one for the
+        whole report, enough that no non-zero amount reads as $0.00 (2 to 9)."""
+        values = [self.summary.cost_nanos, self.shares.smallest]
+        for rows in (self.by_day, self.by_model_day, self.by_project, self.by_member,
+                     self.by_model):
+            values += [row.cost_nanos for row in rows]
+        values += [m.cost_nanos for row in self.by_day for m in row.members]
+        return money.display_places(values)
+
     def model_day_members(self) -> Iterator[tuple[ModelDayRow, list[MemberUsage]]]:
         """Each By Model & Day row with its members' shares, largest cost first, in order.
 
@@ -318,9 +347,22 @@ class Report:
 
     @property
     def title(self) -> str:
-        """``<organization> AI usage[ for <member>], Nov 16 – 22, 2026 (New York time)``."""
-        who = f" for {self.member}" if self.member else ""
+        """``<organization> AI usage[ for <member's name>], Nov 16 – 22, 2026 (New York
+        time)``: a personal report names the member by name (the email without one)."""
+        who = f" for {self.member_name or self.member}" if self.member else ""
         return f"{self.organization.name} AI usage{who}, {readable.period_text(self.period)}"
+
+    @property
+    def sync_note(self) -> str | None:
+        """``Usage synced up to Nov 28, 2026 14:00 New York time; later requests are not in
+        this report.``, when the data stops before the period's end."""
+        if self.never_synced:
+            return "The source of this usage has not been synced yet; its requests are not " \
+                   "in this report."
+        if self.synced_through is None:
+            return None
+        when = readable.moment_text(self.synced_through, self.period.timezone)
+        return f"Usage synced up to {when}; later requests are not in this report."
 
     @property
     def personal(self) -> bool:

@@ -88,6 +88,11 @@ def signed_usd(nanos: int) -> str:
     return sign + money.headline_usd(abs(nanos))
 
 
+def counted(value: int, word: str, plural: str | None = None) -> str:
+    """``1 request``, ``2 requests``, ``1,204 tokens``: a count with its noun agreeing."""
+    return f"{value:,} {word if value == 1 else plural or word + 's'}"
+
+
 def signed_count(value: int) -> str:
     """``+1,234``, ``−12``: a change of a count."""
     sign = "+" if value > 0 else MINUS if value < 0 else ""

@@ -66,20 +66,23 @@
 
   function grouped(text) { return text.replace(/\B(?=(\d{3})+(?!\d))/g, ","); }
   function count(value) { return grouped(String(value)); }
+  // rounded half up to the report's places, as the page's other amounts are
   function usd(nanos) {
-    var text = String(nanos);
-    while (text.length < 10) { text = "0" + text; }
-    var whole = text.slice(0, -9), fraction = text.slice(-9).slice(0, data.places);
-    return "$" + grouped(whole) + (data.places ? "." + fraction : "");
+    var unit = BigInt(Math.pow(10, 9 - data.places));
+    var text = ((BigInt(nanos) + unit / BigInt(2)) / unit).toString();
+    while (text.length <= data.places) { text = "0" + text; }
+    if (!data.places) { return "$" + grouped(text); }
+    return "$" + grouped(text.slice(0, -data.places)) + "." + text.slice(-data.places);
   }
   function sum(a, b) {
     if (typeof a === "number" && typeof b === "number" && a + b <= SAFE) { return a + b; }
     return BigInt(a) + BigInt(b);
   }
 
-  function cell(tag, text, className) {
+  function cell(tag, text, className, label) {
     var node = document.createElement(tag);
     if (className) { node.className = className; }
+    if (label) { node.setAttribute("data-label", label); }
     node.textContent = text;
     return node;
   }
@@ -89,23 +92,24 @@
     return details;
   }
   function figures(tr, r, users) {
-    tr.appendChild(cell("td", usd(r.cost), "num"));
-    tr.appendChild(cell("td", count(r.requests), "num"));
-    var tokens = cell("td", count(sum(r.input, r.output)), "num");
+    tr.appendChild(cell("td", usd(r.cost), "num", "Cost"));
+    tr.appendChild(cell("td", count(r.requests), "num", "Requests"));
+    var tokens = cell("td", count(sum(r.input, r.output)), "num", "Tokens");
     tokens.title = "Input " + count(r.input) + " · Output " + count(r.output);
     tr.appendChild(tokens);
     if (!data.personal) {
-      tr.appendChild(users === null ? cell("td", "") : cell("td", count(users), "num"));
+      tr.appendChild(users === null ? cell("td", "") : cell("td", count(users), "num", "Users"));
     }
   }
   function memberRows(r, withModel, deep) {
     return r.members.map(function (m) {
       var tr = document.createElement("tr"), who = data.members[m.index];
       tr.className = "member" + (deep ? " deep" : "");
-      var th = cell("th", who[0]);
+      var th = cell("th", "", "person");
       th.scope = "row";
       if (withModel) { th.colSpan = 2; }
-      if (who[1]) { th.appendChild(document.createTextNode(" ")); th.appendChild(cell("span", who[1], "name")); }
+      if (who[1]) { th.appendChild(cell("span", who[1], "who")); th.appendChild(document.createTextNode(" ")); }
+      th.appendChild(cell("span", who[0], "email"));
       tr.appendChild(th);
       figures(tr, m, null);
       return tr;
@@ -114,6 +118,7 @@
   function dayRow(day, r, model) {
     var tr = document.createElement("tr"), th = document.createElement("th");
     tr.className = "day";
+    th.className = "date";
     th.scope = "row";
     if (data.personal) { th.textContent = day.date; }
     else { th.appendChild(toggle(day.date)); }

@@ -16,7 +16,8 @@ from reporter.jobs.kinds.base import Entry, Parcel, Request, org_slugs, recipien
 from reporter.jobs.units import EMPTY, PLANNED, Outcome, Unit
 from reporter.money import headline_usd
 from reporter.periods import Period
-from reporter.report import aggregate, budget, readable
+from reporter.render import email_body
+from reporter.report import aggregate, budget, freshness, readable
 from reporter.report.model import Report, ReportKey
 from reporter.store import orgs
 
@@ -145,6 +146,7 @@ class ReportKind:
         report = budget.attach(engine, aggregate.build(engine, unit.organization,
                                                        _period(engine, unit),
                                                        member=unit.member, now=now))
+        report = freshness.attach(engine, report, config.sources_feeding(unit.organization))
         timings = {"build": time.monotonic() - clock}
         if job.skip_empty and report.is_empty:
             return "no usage in the period; nothing sent"
@@ -168,15 +170,18 @@ class ReportKind:
             parcel.no_email = (f"organization {unit.organization!r} has no owners or admins "
                                f"to send job {job.name!r} to")
         elif job.email is not None:
-            attachments = [email.Attachment(render.file_name(report.key, fmt), rendered[fmt],
-                                            where / render.file_name(report.key, fmt)
+            attachments = [email.Attachment(report.key.file_name(fmt), rendered[fmt],
+                                            where / report.key.file_name(fmt)
                                             if job.keep_files else None)
                            for fmt in job.email.attach]
-            parcel.message = email.build(
-                report, job=job.name, subject=job.email.subject, sender=config.email_from,
-                recipients=people, attachments=attachments,
-                max_attachment_bytes=job.email.max_attachment_bytes, now=now,
-                templates=config.templates)
+            sent, omitted = email.within_limit(attachments, job.email.max_attachment_bytes,
+                                               job.name)
+            body = email_body.render(report, job=job.name, sent=sent, omitted=omitted,
+                                     domain=email.sender_domain(config.email_from),
+                                     templates=config.templates)
+            parcel.message = email.build(report, body, job=job.name, subject=job.email.subject,
+                                         sender=config.email_from, recipients=people,
+                                         attachments=sent, now=now)
             parcel.recipients = people
         return parcel
 
