@@ -89,7 +89,7 @@ class Bindings:
         if self.configured is not None:
             slug = self.configured.get(key)
             if slug is None:
-                shown = f"{printable(self.names.get(key, ''))!r} ({printable(key)})"
+                shown = f"{self.names.get(key, '')!r} ({printable(key)})"
                 return Skip(NOT_CONFIGURED, f"organization {shown} is not in "
                                             f"'{self.id_key}'")
             self._use(key, slug)

@@ -93,7 +93,7 @@ class KiloReader(Reader):
         if isinstance(slug, Skip):
             return slug
         if not email:
-            return Skip(NO_EMAIL, f"user {printable(kilo_user)!r} has no email")
+            return Skip(NO_EMAIL, f"user {kilo_user!r} has no email")
         email = email.strip().lower()
         self.seen_orgs[slug] = self.bindings.names[key]
         member = (slug, email)

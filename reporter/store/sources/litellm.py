@@ -18,7 +18,6 @@ from reporter.store.sources.common import (
     count,
     float_usd,
     iso,
-    printable,
     utc,
 )
 
@@ -130,14 +129,14 @@ class LiteLLMReader(Reader):
         (start, request_id, model, prompt, completion, spend, cache_read, cache_write, user,
          email, organization_id, alias, project) = row
         if not email:
-            return Skip(NO_EMAIL, f"user {printable(user)!r} has no email" if user
+            return Skip(NO_EMAIL, f"user {user!r} has no email" if user
                         else "no user")
         if self.fixed_org is not None:
             organization = self.fixed_org
         elif organization_id is None or (not alias and self.settings.organizations is None):
             what = self.settings.organization_from
             return Skip(NO_ORGANIZATION, f"no {what}" if organization_id is None else
-                        f"{what.split('_')[0]} {printable(organization_id)!r} has no alias")
+                        f"{what.split('_')[0]} {organization_id!r} has no alias")
         else:
             slug = self.bindings.slug(organization_id, alias)
             if isinstance(slug, Skip):

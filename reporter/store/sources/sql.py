@@ -17,6 +17,7 @@ from reporter.store.sources.common import (
     Reader,
     Skip,
     SourceError,
+    as_instant,
     count,
     decimal_usd,
     iso,
@@ -130,7 +131,8 @@ class SqlReader(Reader):
             return Skip(NO_ORGANIZATION, "no organization")
         values["organization"] = organization
         values["id"] = str(values["id"]) if values["id"] is not None else None
-        values["timestamp"] = iso(values["timestamp"])
+        stamp = values["timestamp"]
+        values["timestamp"] = iso(as_instant(stamp) or stamp if isinstance(stamp, str) else stamp)
         values["cost_usd"] = decimal_usd(values["cost_usd"])
         for name in _CACHE:
             if name in values:
