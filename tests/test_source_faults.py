@@ -358,3 +358,45 @@ def test_two_ids_mapped_to_one_slug_are_refused_at_load(tmp_path: Path) -> None:
         "jobs.yaml:5: source 'g': organizations: ids 'org-a', 'org-b' would all be 'acme'; "
         "give each its own slug"]
 
+
+
+def test_the_readme_read_only_role_can_sync_and_nothing_more(
+        engine: Engine, src: Engine, src_url: str) -> None:
+    import psycopg
+
+    from tests.conftest import _worker
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    grants = readme.split("```sql\n", 1)[1].split("```", 1)[0]
+    role, database = f"reporter_ro_{_worker()}", src_url.rsplit("/", 1)[1]
+    grants = grants.replace("reporter_ro", role).replace("DATABASE litellm",
+                                                         f'DATABASE "{database}"')
+    with psycopg.connect(src_url, autocommit=True) as admin:
+        admin.execute(f'DROP OWNED BY "{role}"' if admin.execute(
+            "SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() else "SELECT 1")
+        admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        admin.execute(grants)
+    litellm, kilo = LiteLLM(src), Kilo(src)
+    litellm.setup()
+    kilo.setup()
+    litellm.insert(litellm.rows(40, START))
+    kilo.insert(kilo.rows(40, START))
+    host = src_url.split("@", 1)[1]
+    env = {"SRC_URL": f"postgresql://{role}:change-me@{host}"}
+    try:
+        for settings in (gateway(project_from="team_alias"),
+                         gateway(organization_from="team_alias", project_from="tag:project:"),
+                         gateway(organization=None, organization_from=None,
+                                 organizations={"org-1": "acme"},
+                                 project_from="metadata:project"),
+                         source("kilo", kind="kilo", url_env="SRC_URL")):
+            result = sync(engine, settings, env=env, now=NOW, since=START)
+            assert result.ok, result.error
+            assert result.inserted + result.duplicate > 0
+        with psycopg.connect(env["SRC_URL"]) as reader:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                reader.execute('SELECT messages FROM "LiteLLM_SpendLogs"')
+    finally:
+        with psycopg.connect(src_url, autocommit=True) as admin:
+            admin.execute(f'DROP OWNED BY "{role}"')
+            admin.execute(f'DROP ROLE "{role}"')
