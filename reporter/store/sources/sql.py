@@ -44,6 +44,8 @@ class SqlReader(Reader):
         super().__init__(settings)
         self.columns: list[str] = []
         self.dialect = ""
+        self.textual = False  # PostgreSQL: the timestamp column is text, cast when paging
+        self.since: Any = None
         self.query = escape_binds(settings.query)
 
     def check(self, dialect: str) -> None:
@@ -52,8 +54,8 @@ class SqlReader(Reader):
 
     def _key(self, dialect: Any) -> str:
         ts = f"src.{dialect.identifier_preparer.quote('timestamp')}"
-        if self.dialect == "postgresql":
-            return f"CAST({ts} AS timestamptz)"  # text with an offset too; naive is UTC
+        if self.dialect == "postgresql" and self.textual:
+            return f"CAST({ts} AS timestamptz)"  # text with an offset; no offset is UTC
         if self.dialect == "sqlite":
             return f"strftime('{_SQLITE_KEY}', {ts})"
         return ts
@@ -71,8 +73,18 @@ class SqlReader(Reader):
         """The query's rows after (``:ts``, ``:id``)."""
         return self._sql(dialect, "{ts} >= :ts AND ({ts} > :ts OR {id} > :id)")
 
+    def prepare(self, conn: Any) -> None:
+        """On PostgreSQL, whether the timestamp is text: then pages compare it cast to
+        ``timestamptz`` (a timestamp column is compared as it is, by its index)."""
+        if self.dialect == "postgresql":
+            ts = f"src.{conn.dialect.identifier_preparer.quote('timestamp')}"
+            kind = conn.execute(text(f"SELECT pg_typeof({ts})::text FROM ({self.query}) "
+                                     f"AS src LIMIT 1"), {"since": self.since}).scalar()
+            self.textual = kind in ("text", "character varying", "character", "unknown")
+
     def start(self, moment: datetime) -> Any:
         """``moment`` as the pages compare it."""
+        self.since = moment
         if self.dialect == "sqlite":
             return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
         return moment

@@ -162,13 +162,13 @@ def _pages(src: Engine, reader: Reader, source: SourceSettings, start: datetime,
     try:
         with src.connect() as conn:
             reader.check(conn.dialect.name)
+            params = {**reader.params(), "limit": source.page_size,
+                      "start": reader.start(start), "since": start}
             with conn.begin():
                 _read_only(conn, source.timeout_seconds)
                 reader.prepare(conn)
             first = text(reader.first_page(conn.dialect))
             further = text(reader.next_page(conn.dialect))
-            params = {**reader.params(), "limit": source.page_size,
-                      "start": reader.start(start), "since": start}
             query = first
             while True:
                 with conn.begin():
