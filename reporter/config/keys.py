@@ -225,12 +225,15 @@ SOURCE = Section("source", "Each entry of `sources`: where usage already lives, 
         choices=("organization_alias", "team_alias"), kinds=("litellm",)),
     Key("project_from", "string", "`team_alias`, `tag:PREFIX` (a request tag) or "
         "`metadata:KEY`: where a row's project comes from", kinds=("litellm",)),
-    Key("organizations", "slug_map", "the source's organization ids and the slug each is "
-        "stored under (only these are read)", kinds=("kilo",)),
+    Key("organizations", "slug_map", "the source's organization ids (Kilo's organization "
+        "ids; LiteLLM's organization or team ids, by `organization_from`) and the slug each "
+        "is stored under (only these are read); without it an organization keeps the slug "
+        "it was first stored under", kinds=("litellm", "kilo")),
     Key("query", "string", "a SELECT naming reporter's fields, with `:since` (rows at or "
         "after it)", kinds=("sql",)),
     Key("overlap_minutes", "number", "each sync reads again this far before the last row "
-        "it stored (rows written late keep their earlier time)", default=10.0, minimum=0,
+        "it stored: a row written late (LiteLLM writes a request when it ends but dates it "
+        "when it began) is read when it is no later than this", default=120.0, minimum=0,
         maximum=10_080),
     Key("page_size", "integer", "rows read per transaction", default=10_000, minimum=1,
         maximum=1_000_000),

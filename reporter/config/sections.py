@@ -135,9 +135,20 @@ def _source(r: Walker, name: str, node: yaml.Node, outer: ChainMap[str, Any]) ->
         return None
     r.misplaced(read, keys.SOURCE, kind, where, "unknown key {key!r} for kind {kind} "
                                                 "(known: {known})")
-    if kind == "litellm" and ("organization" in nodes) == ("organization_from" in nodes):
+    if kind == "litellm" and ("organization" in nodes) == (
+            "organization_from" in nodes or "organizations" in nodes):
         r.error(node, where, "needs exactly one of 'organization' (a slug for every row) or "
-                             "'organization_from' (organization_alias | team_alias)")
+                             "'organization_from' (organization_alias | team_alias, with "
+                             "'organizations' to map their ids)")
+    if isinstance(v["organizations"], dict):
+        by_slug: dict[str, list[str]] = {}
+        for source_id, slug in v["organizations"].items():
+            by_slug.setdefault(slug, []).append(source_id)
+        for slug, ids in by_slug.items():
+            if len(ids) > 1:
+                r.error(nodes["organizations"], where, f"organizations: ids "
+                        f"{', '.join(show(i) for i in ids)} would all be {show(slug)}; "
+                        f"give each its own slug")
     project_from = v["project_from"]
     if isinstance(project_from, str) and project_from != "team_alias":
         prefix, _, rest = project_from.partition(":")
@@ -157,7 +168,9 @@ def _source(r: Walker, name: str, node: yaml.Node, outer: ChainMap[str, Any]) ->
         r.unset(nodes["url_env"], where, v["url_env"], "url_env")
     return SourceSettings(
         name=name, kind=kind, url_env=v["url_env"], organization=v["organization"],
-        organization_from=v["organization_from"], project_from=project_from,
+        organization_from=(v["organization_from"] or ("organization_alias" if kind ==
+                           "litellm" and v["organizations"] is not None else None)),
+        project_from=project_from,
         organizations=v["organizations"],
         query=query.strip().rstrip(";").rstrip() if query else None,
         overlap_minutes=v["overlap_minutes"], page_size=v["page_size"],

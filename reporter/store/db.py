@@ -135,6 +135,13 @@ def _parse(url: str, typed: str) -> URL:
     return parsed
 
 
+def parse_url(url: str) -> URL:
+    """A database URL as typed (``postgres://`` too) parsed by the store's rule: ConfigError
+    in one line, password masked, for a malformed URL, a port that is not a number or a
+    password holding an unescaped ``@``."""
+    return _parse(normalize_url(url), url)
+
+
 def _sqlite_file(parsed: URL, create: bool) -> None:
     """Check (or make room for) the file of a SQLite URL."""
     if not parsed.database or parsed.database == ":memory:" or parsed.database.startswith(

@@ -202,11 +202,22 @@ source_watermarks = Table(
     "source_watermarks", Base.metadata,
     Column("name", String(200), primary_key=True),
     Column("last_ts", UTCDateTime, nullable=False),
-    Column("last_id", String(255), nullable=False),
+    Column("last_id", Text, nullable=False),  # whatever id the source has, any length
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+#: each organization id of a source bound to the slug it was first stored under, so a
+#: later rename in the source changes only the display name
+source_organizations = Table(
+    "source_organizations", Base.metadata,
+    Column("source", String(200), primary_key=True),
+    Column("source_id", Text, primary_key=True),
+    Column("slug", String(SLUG_LENGTH), nullable=False, index=True),
+    Column("bound_at", UTCDateTime, nullable=False),
 )
 
 
 __all__ = ["EMAIL_LENGTH", "EVENT_ID_LENGTH", "NAME_LENGTH", "ROLES", "SLUG_LENGTH",
            "TIMEZONE_LENGTH", "Base", "Membership", "Organization", "UTCDateTime", "UsageEvent",
-           "User", "fires", "leases", "runs"]
+           "User", "fires", "leases", "runs", "source_organizations",
+           "source_watermarks"]

@@ -9,7 +9,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
@@ -26,6 +26,8 @@ PERSONAL = "personal"
 NO_EMAIL = "no email"
 NO_ORGANIZATION = "no organization"
 NOT_CONFIGURED = "organization not configured"
+FUTURE = "future"
+FUTURE_SLACK = timedelta(days=1)  # a row further ahead of now than this is not stored yet
 
 
 class SourceError(ReporterError):
@@ -85,6 +87,7 @@ class SyncResult:
     inserted: int = 0
     duplicate: int = 0
     rejected: int = 0
+    late: int = 0  # inserted although at or before the watermark: written late in the source
     skipped: Counter[str] = field(default_factory=Counter)
     issues: list[str] = field(default_factory=list)  # first MAX_LISTED skip/reject lines
     pages: int = 0
@@ -107,11 +110,13 @@ class SyncResult:
         """One line: ``gateway: read 10, inserted 8, duplicate 1, skipped 1 (no email 1)...``."""
         skipped = sum(self.skipped.values())
         reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(self.skipped.items()))
-        line = (f"{self.name}: read {self.read}, inserted {self.inserted}, duplicate "
+        line = (f"{self.name}: read {self.read}, inserted {self.inserted}"
+                f"{f' ({self.late} late)' if self.late else ''}, duplicate "
                 f"{self.duplicate}, skipped {skipped}{f' ({reasons})' if reasons else ''}, "
                 f"rejected {self.rejected}")
         if self.watermark is not None:
-            line += f", watermark {self.watermark[0].isoformat()} {self.watermark[1]}"
+            line += (f", watermark {self.watermark[0].isoformat()} "
+                     f"{printable(self.watermark[1])}")
         else:
             line += ", watermark none"
         return line
@@ -126,6 +131,8 @@ def float_usd(value: float) -> str:
     >>> float_usd(0.000123)
     '0.000123'
     """
+    if value == 0:
+        return "0.0"  # -0.0 is a request that cost nothing
     text = repr(float(value))
     if not math.isfinite(value):
         return text  # the store rejects it with its own message
@@ -148,7 +155,7 @@ def decimal_usd(value: Any) -> Any:
     if isinstance(value, float):
         return float_usd(value)
     if isinstance(value, Decimal):
-        return format(value, "f")
+        return format(value if value else Decimal(0), "f")  # -0 costs nothing
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return value
@@ -199,6 +206,20 @@ def slug_of(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", plain.lower())[:SLUG_MAX].strip("-")
 
 
+def printable(value: Any) -> str:
+    """``value`` as text fit for one terminal line: control, format and separator
+    characters (escape sequences, line breaks, bidirectional overrides) written as
+    ``\\x1b``, ``\\n``, ``\\u202e``.
+
+    >>> printable("req\\x1b[2J\\n1")
+    'req\\\\x1b[2J\\\\n1'
+    """
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def masked(url: str) -> str:
     """The URL with its password hidden, for messages and logs (whether or not it parses)."""
     return db.display_url(url)
@@ -220,9 +241,14 @@ class Reader:
         self.settings = settings
         self.created_organizations: list[str] = []  # by before_ingest, not yet reported
         self.created_members: list[tuple[str, str]] = []
+        self.now = EPOCH
 
     def check(self, dialect: str) -> None:
         """Raise SourceError when this kind cannot read a database of ``dialect``."""
+
+    def load(self, engine: Any, now: datetime) -> None:
+        """Read what the mapping needs from the store, before the source is read."""
+        self.now = now
 
     def prepare(self, conn: Any) -> None:
         """Read what the mapping needs once per sync (inside the read-only transaction)."""
@@ -246,6 +272,9 @@ class Reader:
     def key(self, row: Any) -> tuple[Any, Any]:
         """The row's native (timestamp, id), bound as they are into the next page's query."""
         return row[0], row[1]
+
+    def check_first(self, conn: Any, params: dict[str, Any], rows: Any) -> None:
+        """Raise SourceError when the first page shows the source cannot be read right."""
 
     def check_columns(self, names: list[str]) -> None:
         """Raise SourceError when the first page's columns cannot be mapped."""

@@ -5,12 +5,14 @@ roles are created and kept up to date as they are found."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, text
 
 from reporter.errors import ReporterError
 from reporter.store import orgs
+from reporter.store.sources.bind import Bindings, name_organizations
 from reporter.store.sources.common import (
     NO_EMAIL,
     NOT_CONFIGURED,
@@ -21,7 +23,7 @@ from reporter.store.sources.common import (
     count,
     iso,
     micro_usd,
-    slug_of,
+    printable,
 )
 
 log = logging.getLogger(__name__)
@@ -48,12 +50,9 @@ class KiloReader(Reader):
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)
-        self.slugs: dict[str, str] = {}        # Kilo organization id -> our slug
-        self.names: dict[str, str] = {}        # our slug -> Kilo organization name
-        self.unmapped: dict[str, str] = {}     # Kilo organization id -> why it is skipped
-        self.seen_orgs: set[str] = set()
+        self.bindings = Bindings(settings.name, settings.organizations, "organizations")
+        self.seen_orgs: dict[str, str] = {}    # our slug -> Kilo's organization name
         self.seen_members: dict[tuple[str, str], tuple[str | None, str | None]] = {}
-        self.done_orgs: set[str] = set()
         self.done_members: set[tuple[str, str]] = set()
 
     def check(self, dialect: str) -> None:
@@ -62,31 +61,15 @@ class KiloReader(Reader):
             raise SourceError(f"source {self.settings.name!r}: kind kilo reads Kilo Code's "
                               f"PostgreSQL database, not {dialect}")
 
+    def load(self, engine: Any, now: datetime) -> None:
+        """The organizations already bound to slugs."""
+        super().load(engine, now)
+        self.bindings.load(engine)
+
     def prepare(self, conn: Any) -> None:
-        """Each Kilo organization's slug (configured, or from its name) and name."""
-        configured: dict[str, str] | None = (dict(self.settings.organizations)
-                                             if self.settings.organizations is not None
-                                             else None)
-        by_slug: dict[str, list[str]] = {}
-        for org_id, name in conn.execute(text("SELECT id, name FROM organizations")):
-            key = str(org_id)
-            if configured is not None:
-                if key not in configured:
-                    self.unmapped[key] = f"organization {name!r} ({key}) is not in " \
-                                         "'organizations'"
-                    continue
-                slug = configured[key]
-            else:
-                slug = slug_of(name or "") or key
-            by_slug.setdefault(slug, []).append(key)
-            self.slugs[key] = slug
-            self.names[slug] = name or slug
-        for slug, ids in by_slug.items():
-            if len(ids) > 1:
-                for key in ids:
-                    del self.slugs[key]
-                    self.unmapped[key] = (f"organizations {', '.join(sorted(ids))} would all "
-                                          f"be {slug!r}; map them in 'organizations'")
+        """Every Kilo organization's id and name, so new ones that would share a slug are
+        found together."""
+        self.bindings.known(conn.execute(text("SELECT id, name FROM organizations")))
 
     def first_page(self, dialect: Any) -> str:
         """Usage rows from ``:start`` on."""
@@ -103,14 +86,16 @@ class KiloReader(Reader):
         if org_id is None:
             return Skip(PERSONAL)
         key = str(org_id)
-        slug = self.slugs.get(key)
-        if slug is None:
-            return Skip(NOT_CONFIGURED, self.unmapped.get(
-                key, f"organization {key} is not in the organizations table"))
+        if key not in self.bindings.names:
+            return Skip(NOT_CONFIGURED, f"organization {printable(key)} is not in the "
+                                        f"organizations table")
+        slug = self.bindings.slug(key, None)
+        if isinstance(slug, Skip):
+            return slug
         if not email:
             return Skip(NO_EMAIL, f"user {kilo_user!r} has no email")
         email = email.strip().lower()
-        self.seen_orgs.add(slug)
+        self.seen_orgs[slug] = self.bindings.names[key]
         member = (slug, email)
         if member not in self.done_members:
             self.seen_members[member] = (name or None, ROLES.get(role, "member") if role
@@ -132,21 +117,9 @@ class KiloReader(Reader):
     def before_ingest(self, engine: Engine) -> None:
         """Create organizations and members the page names, with Kilo's names and roles;
         a member removed here stays removed."""
-        current: dict[str, orgs.OrgInfo] | None = None
-        for slug in sorted(self.seen_orgs - self.done_orgs):
-            if current is None:
-                current = {o.slug: o for o in orgs.list_orgs(engine)}
-            known = current.get(slug)
-            if known is None or known.name != self.names[slug]:
-                try:
-                    orgs.set_org(engine, slug, name=self.names[slug])
-                except ReporterError as exc:  # a name the store refuses: keep the slug
-                    log.warning("organization %s: Kilo's name is not used: %s", slug, exc)
-                else:
-                    if known is None:
-                        self.created_organizations.append(slug)
-                log.info("organization %s: name %r from Kilo", slug, self.names[slug])
-            self.done_orgs.add(slug)
+        self.bindings.store(engine, self.now)
+        self.created_organizations += name_organizations(engine, self.seen_orgs, "Kilo")
+        self.seen_orgs.clear()
         members: dict[str, dict[str, orgs.MemberInfo]] = {}
         for (slug, email), (name, role) in sorted(self.seen_members.items()):
             if slug not in members:

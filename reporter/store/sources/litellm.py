@@ -3,14 +3,12 @@ organization tables, mapped by the published schema."""
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
-from reporter.errors import ReporterError
-from reporter.store import orgs
+from reporter.store.sources.bind import Bindings, name_organizations
 from reporter.store.sources.common import (
     NO_EMAIL,
     NO_ORGANIZATION,
@@ -20,17 +18,14 @@ from reporter.store.sources.common import (
     count,
     float_usd,
     iso,
-    slug_of,
     utc,
 )
-
-log = logging.getLogger(__name__)
 
 _SELECT = """
 SELECT s."startTime", s.request_id, s.model, s.prompt_tokens, s.completion_tokens, s.spend,
        s.metadata -> 'usage_object' ->> 'cache_read_input_tokens',
        s.metadata -> 'usage_object' ->> 'cache_creation_input_tokens',
-       s."user", u.user_email, {organization}, {project}
+       s."user", u.user_email, {organization_id}, {organization}, {project}
 FROM "LiteLLM_SpendLogs" AS s
 LEFT JOIN "LiteLLM_UserTable" AS u ON u.user_id = s."user"{joins}
 WHERE {where}
@@ -38,11 +33,18 @@ ORDER BY s."startTime", s.request_id
 LIMIT :limit"""
 _TEAM = '\nLEFT JOIN "LiteLLM_TeamTable" AS t ON t.team_id = s.team_id'
 _ORG = '\nLEFT JOIN "LiteLLM_OrganizationTable" AS o ON o.organization_id = s.organization_id'
+#: per organization_from: the spend log's id column, the alias and the table listing both
+_BY = {"organization_alias": ("s.organization_id", "o.organization_alias",
+                              'SELECT organization_id, organization_alias '
+                              'FROM "LiteLLM_OrganizationTable"'),
+       "team_alias": ("s.team_id", "t.team_alias",
+                      'SELECT team_id, team_alias FROM "LiteLLM_TeamTable"')}
 
 
 class LiteLLMReader(Reader):
     """Reads ``"LiteLLM_SpendLogs"``: request_id, "startTime" (UTC without a zone), the
-    user's email, tokens, cache tokens from the metadata's usage_object, spend (a float)."""
+    user's email, tokens, cache tokens from the metadata's usage_object, spend (a float).
+    An organization (or team) is bound by its id to the slug it was first stored under."""
 
     what = "request"
 
@@ -65,12 +67,11 @@ class LiteLLMReader(Reader):
         if settings.organization_from == "organization_alias":
             joins.append(_ORG)
         self.joins = "".join(joins)
-        self.organization = {"team_alias": "t.team_alias",
-                             "organization_alias": "o.organization_alias"}.get(
-            settings.organization_from or "", "NULL")
+        self.organization_id, self.organization, self.aliases = _BY.get(
+            settings.organization_from or "", ("NULL", "NULL", ""))
         self.fixed_org: str | None = settings.organization
-        self.slugs: dict[str, str] = {}  # alias -> our slug
-        self.pending: dict[str, str] = {}  # slug -> alias, for organizations not yet named
+        self.bindings = Bindings(settings.name, settings.organizations, "organizations")
+        self.seen: dict[str, str] = {}  # slug -> alias, for organizations not yet named
 
     def check(self, dialect: str) -> None:
         """LiteLLM keeps its spend logs in PostgreSQL."""
@@ -78,10 +79,23 @@ class LiteLLMReader(Reader):
             raise SourceError(f"source {self.settings.name!r}: kind litellm reads a LiteLLM "
                               f"proxy's PostgreSQL database, not {dialect}")
 
-    def _sql(self, where: str) -> str:
-        return _SELECT.format(organization=self.organization, project=self.project,
-                              joins=self.joins, where=where)
+    def load(self, engine: Any, now: datetime) -> None:
+        """The organizations already bound to slugs."""
+        super().load(engine, now)
+        if self.fixed_org is None:
+            self.bindings.load(engine)
 
+    def prepare(self, conn: Any) -> None:
+        """Every alias of the kind rows are named by, so new ones that would share a slug
+        are found together."""
+        if self.fixed_org is None and self.aliases:
+            self.bindings.known((key, alias) for key, alias in conn.execute(text(self.aliases))
+                                if key is not None and alias)
+
+    def _sql(self, where: str) -> str:
+        return _SELECT.format(organization_id=self.organization_id,
+                              organization=self.organization, project=self.project,
+                              joins=self.joins, where=where)
     def first_page(self, dialect: Any) -> str:
         """Spend logs from ``:start`` on."""
         return self._sql('s."startTime" >= :start')
@@ -113,23 +127,22 @@ class LiteLLMReader(Reader):
         """A spend log as an event, or skipped when its user has no email or it has no
         organization."""
         (start, request_id, model, prompt, completion, spend, cache_read, cache_write, user,
-         email, organization, project) = row
+         email, organization_id, alias, project) = row
         if not email:
-            return Skip(NO_EMAIL, f"user {user!r} has no email" if user else "no user")
+            return Skip(NO_EMAIL, f"user {user!r} has no email" if user
+                        else "no user")
         if self.fixed_org is not None:
             organization = self.fixed_org
-        elif organization:
-            slug = self.slugs.get(organization)
-            if slug is None:
-                slug = self.slugs[organization] = slug_of(organization)
-                if slug:
-                    self.pending[slug] = organization
-            if not slug:
-                return Skip(NO_ORGANIZATION, f"{self.settings.organization_from} "
-                                             f"{organization!r} has no letter or digit")
-            organization = slug
+        elif organization_id is None or (not alias and self.settings.organizations is None):
+            what = self.settings.organization_from
+            return Skip(NO_ORGANIZATION, f"no {what}" if organization_id is None else
+                        f"{what.split('_')[0]} {organization_id!r} has no alias")
         else:
-            return Skip(NO_ORGANIZATION, f"no {self.settings.organization_from}")
+            slug = self.bindings.slug(organization_id, alias)
+            if isinstance(slug, Skip):
+                return slug
+            organization = slug
+            self.seen[slug] = alias or ""
         if project is not None:
             project = self._project(project)
         return {
@@ -147,16 +160,8 @@ class LiteLLMReader(Reader):
         }
 
     def before_ingest(self, engine: Engine) -> None:
-        """Organizations first seen here are named by their LiteLLM alias."""
-        if not self.pending:
-            return
-        known = {o.slug for o in orgs.list_orgs(engine)}
-        for slug, alias in sorted(self.pending.items()):
-            if slug not in known:
-                try:
-                    orgs.set_org(engine, slug, name=alias)
-                except ReporterError as exc:  # a name the store refuses: keep the slug
-                    log.warning("organization %s: LiteLLM's alias is not used: %s", slug, exc)
-                else:
-                    self.created_organizations.append(slug)
-        self.pending.clear()
+        """Keep the new bindings; organizations first seen here are named by their LiteLLM
+        alias, and a renamed alias renames the organization."""
+        self.bindings.store(engine, self.now)
+        self.created_organizations += name_organizations(engine, self.seen, "LiteLLM")
+        self.seen.clear()

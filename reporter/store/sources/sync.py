@@ -13,16 +13,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import NullPool
 
 from reporter.errors import ConfigError
-from reporter.store.db import normalize_url
+from reporter.store.db import parse_url
 from reporter.store.ingest import ingest_rows
 from reporter.store.sources import watermark
 from reporter.store.sources.common import (
     EPOCH,
+    FUTURE,
+    FUTURE_SLACK,
     PERSONAL,
     Reader,
     Skip,
@@ -31,7 +32,9 @@ from reporter.store.sources.common import (
     SyncResult,
     as_instant,
     masked,
+    printable,
     scrub,
+    utc,
 )
 from reporter.store.sources.kilo import KiloReader
 from reporter.store.sources.litellm import LiteLLMReader
@@ -54,12 +57,13 @@ class HasSources(Protocol):
 
 
 def open_source(url: str, timeout_seconds: float) -> Engine:
-    """An engine for a source URL: no pool, a connect timeout (SourceError when unusable)."""
-    url = normalize_url(url)
+    """An engine for a source URL: no pool, a connect timeout. The URL follows the store's
+    rule (``postgres://`` accepted, an ``@`` in the password written ``%40``); SourceError
+    in one line, password masked, when it cannot be used."""
     try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise SourceError("the source URL is not a valid database URL") from None
+        parsed = parse_url(url)
+    except ConfigError as exc:
+        raise SourceError(str(exc).replace("database URL", "the URL", 1)) from None
     connect_args: dict[str, Any] = {}
     backend = parsed.get_backend_name()
     if backend == "postgresql":
@@ -73,39 +77,64 @@ def open_source(url: str, timeout_seconds: float) -> Engine:
 
 
 def _read_only(conn: Connection, timeout_seconds: float) -> None:
-    """Every transaction of this connection reads only, in UTC, within the timeout."""
+    """Make the transaction just begun read-only, in UTC, within the timeout, by itself:
+    nothing a query did in an earlier transaction (a session setting switched off) counts.
+    A query cannot undo it: PostgreSQL refuses to make a transaction read-write once it
+    has run a query."""
     dialect = conn.dialect.name
     if dialect == "postgresql":
         conn.exec_driver_sql(
-            "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY; "
-            f"SET statement_timeout = {max(1, int(timeout_seconds * 1000))}; "
-            "SET TIME ZONE 'UTC'")
+            "SET TRANSACTION READ ONLY; "
+            f"SET LOCAL statement_timeout = {max(1, int(timeout_seconds * 1000))}; "
+            "SET LOCAL TIME ZONE 'UTC'")
     elif dialect == "sqlite":
         conn.exec_driver_sql("PRAGMA query_only = ON")
-    conn.commit()
 
 
 def _store(engine: Engine, reader: Reader, rows: Sequence[Any], result: SyncResult,
-           issue: Issue) -> None:
-    """Map one page and store it through the ingest path; count what became of each row."""
+           issue: Issue, before: tuple[datetime, str] | None, now: datetime) -> None:
+    """Map one page and store it through the ingest path; count what became of each row
+    (``late``: inserted although at or before the watermark ``before``)."""
     name = f"source {reader.settings.name!r}"
     events: list[tuple[int, dict[str, Any] | str]] = []
+    earlier: list[tuple[int, dict[str, Any] | str]] = []
     for offset, row in enumerate(rows, start=result.read + 1):
-        mapped = reader.map(row)
+        ts, ident = reader.key(row)
+        instant = as_instant(ts)
+        mapped: dict[str, Any] | Skip
+        if instant is not None and instant > now + FUTURE_SLACK:
+            mapped = Skip(FUTURE, f"dated {instant.isoformat()}, more than a day ahead of "
+                                  f"now; stored once it is no longer ahead")
+        else:
+            mapped = reader.map(row)
         if isinstance(mapped, Skip):
             result.skipped[mapped.reason] += 1
             if mapped.reason != PERSONAL:
-                issue(f"{name}: {reader.what} {reader.key(row)[1]}: skipped "
-                      f"({mapped.reason}): {mapped.detail}")
+                issue(f"{name}: {reader.what} {ident}: skipped ({mapped.reason}): "
+                      f"{mapped.detail}")
             continue
-        events.append((offset, mapped))
+        if before is not None and instant is not None and (instant, str(ident)) <= before:
+            earlier.append((offset, mapped))
+        else:
+            events.append((offset, mapped))
     result.read += len(rows)
-    if not events:
+    if not events and not earlier:
         return
     reader.before_ingest(engine)
     result.created_organizations += reader.created_organizations
     result.created_members += reader.created_members
     reader.created_organizations, reader.created_members = [], []
+    for batch in (earlier, events):
+        if batch:
+            inserted = _ingest(engine, reader, batch, result, issue)
+            if batch is earlier:
+                result.late += inserted
+
+
+def _ingest(engine: Engine, reader: Reader, events: list[tuple[int, dict[str, Any] | str]],
+            result: SyncResult, issue: Issue) -> int:
+    """Store mapped rows; the number inserted."""
+    name = f"source {reader.settings.name!r}"
     ids: dict[int, Any] = {}
 
     def rejected(message: str) -> None:
@@ -123,6 +152,7 @@ def _store(engine: Engine, reader: Reader, rows: Sequence[Any], result: SyncResu
     result.rejected += outcome.rejected
     result.created_organizations += outcome.created_organizations
     result.created_members += outcome.created_members
+    return outcome.inserted
 
 
 def _pages(src: Engine, reader: Reader, source: SourceSettings, start: datetime,
@@ -132,20 +162,23 @@ def _pages(src: Engine, reader: Reader, source: SourceSettings, start: datetime,
     try:
         with src.connect() as conn:
             reader.check(conn.dialect.name)
-            _read_only(conn, source.timeout_seconds)
+            params = {**reader.params(), "limit": source.page_size,
+                      "start": reader.start(start), "since": start}
             with conn.begin():
+                _read_only(conn, source.timeout_seconds)
                 reader.prepare(conn)
             first = text(reader.first_page(conn.dialect))
             further = text(reader.next_page(conn.dialect))
-            params = {**reader.params(), "limit": source.page_size,
-                      "start": reader.start(start), "since": start}
             query = first
             while True:
                 with conn.begin():
+                    _read_only(conn, source.timeout_seconds)
                     cursor = conn.execute(query, params)
                     if query is first:
                         reader.check_columns(list(cursor.keys()))
                     rows = cursor.all()
+                    if query is first:
+                        reader.check_first(conn, params, rows)
                 if rows:
                     yield rows
                 if len(rows) < source.page_size:
@@ -206,13 +239,18 @@ class _Ahead:
 
 def sync_source(engine: Engine, source: SourceSettings, *, env: Mapping[str, str] | None = None,
                 now: datetime | None = None, on_issue: Issue | None = None,
-                on_page: Callable[[int], None] | None = None) -> SyncResult:
+                on_page: Callable[[int], None] | None = None,
+                since: datetime | None = None) -> SyncResult:
     """Copy what is new in one source into the store (from its watermark less the overlap
-    window) and move the watermark after each stored page. A source that is down or times
-    out ends the sync with ``result.error`` set; what was stored before stays stored."""
+    window, or from ``since``) and move the watermark after each stored page. A source that
+    is down or times out ends the sync with ``result.error`` set; what was stored before
+    stays stored. Rows dated more than a day ahead of ``now`` are skipped as ``future``
+    and never move the watermark."""
     result = SyncResult(source.name)
+    now = now or datetime.now(UTC)
 
     def issue(message: str) -> None:
+        message = printable(message)
         result.note(message)
         if on_issue is not None:
             on_issue(message)
@@ -225,22 +263,24 @@ def sync_source(engine: Engine, source: SourceSettings, *, env: Mapping[str, str
     reader = READERS[source.kind](source)
     last = watermark.get(engine, source.name)
     result.watermark = last
-    start = EPOCH if last is None else last[0] - timedelta(minutes=source.overlap_minutes)
+    if since is not None:
+        start = utc(since)
+    else:
+        start = EPOCH if last is None else last[0] - timedelta(minutes=source.overlap_minutes)
     where = f"source {source.name!r} ({masked(url)})"
     try:
         src = open_source(url, source.timeout_seconds)
     except SourceError as exc:
         result.error = f"source {source.name!r}: {exc}"
         return result
+    reader.load(engine, now)
     pages = _Ahead(_pages(src, reader, source, start, where, url))
     try:
         for rows in pages:
-            _store(engine, reader, rows, result, issue)
-            ts, ident = reader.key(rows[-1])
-            instant = as_instant(ts)
-            if instant is not None:
-                mark = (instant, str(ident))
-                watermark.advance(engine, source.name, mark, now or datetime.now(UTC))
+            _store(engine, reader, rows, result, issue, last, now)
+            mark = _mark(reader, rows, now)
+            if mark is not None:
+                watermark.advance(engine, source.name, mark, now)
                 if result.watermark is None or mark > result.watermark:
                     result.watermark = mark
             result.pages += 1
@@ -248,7 +288,7 @@ def sync_source(engine: Engine, source: SourceSettings, *, env: Mapping[str, str
             if on_page is not None:
                 on_page(result.pages)
     except SourceError as exc:
-        result.error = str(exc)
+        result.error = printable(str(exc))
     finally:
         pages.close()
         src.dispose()
@@ -259,10 +299,20 @@ def sync_source(engine: Engine, source: SourceSettings, *, env: Mapping[str, str
     return result
 
 
+def _mark(reader: Reader, rows: Sequence[Any], now: datetime) -> tuple[datetime, str] | None:
+    """The newest (instant, id) of a page that is not in the future: how far it was read."""
+    for row in reversed(rows):
+        ts, ident = reader.key(row)
+        instant = as_instant(ts)
+        if instant is not None and instant <= now + FUTURE_SLACK:
+            return instant, str(ident)
+    return None
+
+
 def sync_all(engine: Engine, sources: Mapping[str, SourceSettings] | HasSources,
              names: Iterable[str] = (), *, now: datetime | None = None,
-             env: Mapping[str, str] | None = None,
-             on_issue: Issue | None = None) -> list[SyncResult]:
+             env: Mapping[str, str] | None = None, on_issue: Issue | None = None,
+             since: datetime | None = None) -> list[SyncResult]:
     """Sync the named sources (all when ``names`` is empty), one after the other; a source
     that fails does not stop the others. ConfigError for a name that is not configured."""
     configured: Mapping[str, SourceSettings] = (
@@ -273,5 +323,5 @@ def sync_all(engine: Engine, sources: Mapping[str, SourceSettings] | HasSources,
         known = ", ".join(configured) or "none configured"
         raise ConfigError(f"unknown source{'s' if len(unknown) > 1 else ''} "
                           f"{', '.join(repr(n) for n in unknown)} (sources: {known})")
-    return [sync_source(engine, configured[n], env=env, now=now, on_issue=on_issue)
-            for n in wanted]
+    return [sync_source(engine, configured[n], env=env, now=now, on_issue=on_issue,
+                        since=since) for n in wanted]
