@@ -38,6 +38,9 @@ class Parcel:
     no_email: str | None = None
     #: how long each step of building took, in seconds
     timings: dict[str, float] = field(default_factory=dict)
+    #: the audiences of other units of the same job, organization and days that this one
+    #: stands for: once it is delivered they count as delivered and are never sent
+    covers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
