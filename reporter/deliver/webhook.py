@@ -41,7 +41,7 @@ MAX_BLOCK_TEXT = 2900
 _BREAK = "\u200b"
 #: what a chat would read as a mention (Mattermost, Teams: ``@channel``, ``@all``...) or as
 #: the start of a Markdown link's target (``[text](url)``)
-_MENTION = re.compile(r"@(?=\w)")
+_MENTION = re.compile(r"(?<![\w.])@(?=\w)")
 _LINK = re.compile(r"\]\(")
 
 
