@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from reporter import config
 from reporter.config import ConfigErrors, keys
@@ -164,3 +165,65 @@ def test_plain_http_is_allowed_when_the_job_says_so(tmp_path: Path) -> None:
     assert spikes is not None and spikes.allow_plaintext
     loopback = config.parse(GOOD, tmp_path / "jobs.yaml", {"HOOK_URL": "http://127.0.0.1:9/x"})
     assert loopback.unset == ()
+
+
+CLI_JOBS = """\
+output: out
+jobs:
+  weekly:
+    period: previous-week
+    formats: [json]
+    deliver:
+      store: true
+      webhook: {url_env: UNSET_WEEKLY_HOOK, retries: 0}
+  files:
+    period: previous-week
+    formats: [json]
+  budget-alerts:
+    kind: alert
+    when: budget
+    deliver:
+      store: false
+      webhook: {url_env: UNSET_ALERT_HOOK, retries: 0}
+"""
+
+
+def test_validate_names_every_missing_variable_and_other_jobs_run(
+        sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``validate`` lists each unset variable and exits 1; the job that needs none runs, and
+    a dry run of one that needs one still shows what it would do."""
+    from click.testing import CliRunner
+
+    from reporter.cli import main
+    from reporter.store import orgs as store
+    from tests.helpers import load as ingest
+    from tests.helpers import row
+
+    for name in ("UNSET_WEEKLY_HOOK", "UNSET_ALERT_HOOK"):
+        monkeypatch.delenv(name, raising=False)
+    path = tmp_path / "jobs.yaml"
+    path.write_text(CLI_JOBS)
+    store.set_org(sqlite_engine, "acme", name="Acme Corp", timezone="UTC")
+    ingest(sqlite_engine, [row("e1", "2026-11-17T10:00:00Z", cost="1")])
+    options = ["--config", str(path), "--db", str(sqlite_engine.url)]
+    checked = CliRunner().invoke(main, [*options, "validate"])
+    assert checked.exit_code == 1
+    assert checked.stderr.splitlines() == [
+        "jobs.yaml:8: job 'weekly': environment variable UNSET_WEEKLY_HOOK (webhook url_env) "
+        "is not set",
+        "jobs.yaml:17: job 'budget-alerts': environment variable UNSET_ALERT_HOOK (webhook "
+        "url_env) is not set"]
+    daily = CliRunner().invoke(main, [*options, "run", "files", "--from", "2026-11-16",
+                                      "--to", "2026-11-22"])
+    assert daily.exit_code == 0, daily.output
+    assert "delivered" in daily.output
+    dry = CliRunner().invoke(main, [*options, "run", "weekly", "--from", "2026-11-16",
+                                    "--to", "2026-11-22", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "webhook $UNSET_WEEKLY_HOOK" in dry.output
+    weekly = CliRunner().invoke(main, [*options, "run", "weekly", "--from", "2026-11-16",
+                                       "--to", "2026-11-22"])
+    assert weekly.exit_code == 1
+    assert ("webhook $UNSET_WEEKLY_HOOK: environment variable UNSET_WEEKLY_HOOK (webhook "
+            "url_env) is not set") in weekly.output
+    assert "Traceback" not in weekly.output
