@@ -232,3 +232,105 @@ def test_a_project_of_any_name_the_store_accepts_is_alerted_once(engine: Engine,
 def first_order(first: list[str]) -> object:
     order = [s.split(" ")[0] for s in first]
     return order.index
+
+
+def test_every_message_is_its_own_file_in_the_outbox(sqlite_engine: Engine, tmp_path: Path,
+                                                     server: HookServer) -> None:
+    """``run --force`` adds a message beside the first, and projects whose names differ
+    only in a character a file name cannot hold (``team:web``, ``team-web``) get one each."""
+    from click.testing import CliRunner
+
+    from reporter.cli import main
+
+    path = tmp_path / "jobs.yaml"
+    path.write_text(JOBS + "budgets:\n  acme:\n    projects:\n      'team:web': 10\n"
+                           "      team-web: 10\n")
+    engine = sqlite_engine
+    store.set_org(engine, "acme", name="Acme Corp", timezone="UTC")
+    store.set_member(engine, "acme", "alice@acme.com", role="owner")
+    now = datetime.now(UTC).replace(microsecond=0)
+    moment = max(now - timedelta(seconds=1), now.replace(hour=0, minute=0, second=0))
+    ingest(engine, [row("a", moment.isoformat(), project="team:web", cost="6"),
+                    row("b", moment.isoformat(), project="team-web", cost="6")])
+    options = ["--config", str(path), "--db", str(engine.url)]
+    first = CliRunner().invoke(main, [*options, "run", "budget-alerts"])
+    assert first.exit_code == 0, first.output
+    assert len(outbox(tmp_path)) == 2
+    forced = CliRunner().invoke(main, [*options, "run", "budget-alerts", "--force"])
+    assert forced.exit_code == 0, forced.output
+    files = outbox(tmp_path)
+    assert len(files) == 4
+    texts = [f.read_text() for f in files]
+    assert sum("Project team:web" in t for t in texts) == 2
+    assert sum("Project team-web" in t for t in texts) == 2
+    rows = ledger.history(engine, job="budget-alerts")
+    assert sorted(r.deliveries for r in rows) == [2, 2]
+    assert len(server.posts) == 4
+
+
+def test_a_process_killed_after_the_webhook_never_posts_it_again(sqlite_engine: Engine,
+                                                                 tmp_path: Path,
+                                                                 server: HookServer) -> None:
+    """kill -9 right after the webhook's 2xx (while the email waits on a silent server):
+    the process that takes the unit over sends the email and never posts again."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from reporter.jobs.units import Unit
+    from tests.delivery_support import Mailbox, smtp_section, smtp_server
+
+    reporter = Path(sys.executable).parent / "reporter"
+    engine = sqlite_engine
+    store.set_org(engine, "acme", name="Acme Corp", timezone="UTC", monthly_budget="10")
+    store.set_member(engine, "acme", "alice@acme.com", role="owner")
+    now = datetime.now(UTC).replace(microsecond=0)
+    moment = max(now - timedelta(seconds=1), now.replace(hour=0, minute=0, second=0))
+    ingest(engine, [row("a", moment.isoformat(), cost="6")])
+    engine.dispose()
+    path = tmp_path / "jobs.yaml"
+    scheduler = "scheduler:\n  unit_timeout_seconds: 1\n"
+    options = [str(reporter), "--config", str(path), "--db", str(engine.url), "run",
+               "budget-alerts"]
+    first_day = moment.date().replace(day=1)
+    unit = Unit("budget-alerts", "acme", "alert:org:50", "alert", first_day,
+                budget.month_of(first_day)[1])
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never greets
+        path.write_text(smtp_section(silent.getsockname()[1]).replace(
+            "timeout_seconds: 5", "timeout_seconds: 120") + scheduler + JOBS)
+        process = subprocess.Popen(options, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                record = ledger.get(engine, unit)
+                if record is not None and any(f["channel"] == "webhook" for f in record.files):
+                    break
+                assert process.poll() is None, process.communicate()
+                time.sleep(0.02)
+            else:
+                pytest.fail("the webhook was never recorded")
+            process.send_signal(signal.SIGKILL)
+            process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert len(server.posts) == 1
+    record = ledger.get(engine, unit)
+    assert record is not None and record.state == "running"  # left behind by the killed run
+    mailbox = Mailbox()
+    with smtp_server(mailbox) as port:
+        path.write_text(smtp_section(port) + scheduler + JOBS)
+        time.sleep(1.5)  # the killed run's claim goes stale
+        again = subprocess.run(options, capture_output=True, text=True, timeout=300,
+                               check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "delivered" in again.stdout
+    assert len(server.posts) == 1  # the webhook, never again
+    assert mailbox.counts() == {"alice@acme.com": 1}
+    record = ledger.get(engine, unit)
+    assert record is not None
+    assert (record.state, record.deliveries) == ("delivered", 1)
+    assert sorted(f["channel"] for f in record.files) == ["email", "webhook"]
