@@ -129,7 +129,8 @@ def test_min_usd_of_a_cent_and_min_days_are_read(tmp_path: Path) -> None:
         "    on: forecast\n", "    on: forecast\n    min_days: 0\n")
     got = config.parse(text, tmp_path / "jobs.yaml", {"HOOK_URL": "https://hooks.example/x"})
     spikes, budgets = got.jobs["spikes"].alert, got.jobs["budget-alerts"].alert
-    assert spikes is not None and budgets is not None
+    assert spikes is not None
+    assert budgets is not None
     assert spikes.min_nanos == 10_000_000
     assert budgets.min_days == 0
     default = config.parse(GOOD, tmp_path / "jobs.yaml", {"HOOK_URL": "https://x.example/x"})
@@ -162,7 +163,8 @@ def test_plain_http_is_allowed_when_the_job_says_so(tmp_path: Path) -> None:
     got = config.parse(text, tmp_path / "jobs.yaml", {"HOOK_URL": "http://chat.internal/x"})
     assert [m.split(":")[1] for m in got.unset] == ["9"]  # only the job that does not allow it
     spikes = got.jobs["spikes"].webhook
-    assert spikes is not None and spikes.allow_plaintext
+    assert spikes is not None
+    assert spikes.allow_plaintext
     loopback = config.parse(GOOD, tmp_path / "jobs.yaml", {"HOOK_URL": "http://127.0.0.1:9/x"})
     assert loopback.unset == ()
 

@@ -91,7 +91,8 @@ def test_several_thresholds_at_once_send_one_message(engine: Engine, tmp_path: P
     store.set_member(engine, "acme", "alice@acme.com", role="owner")
     ingest(engine, [row("e1", "2026-11-10T10:00:00Z", cost="81")])
     assert run(engine, config, "budget-alerts", utc(10, 12)) == ["alert:org:80 delivered"]
-    assert len(server.posts) == 1 and len(outbox(tmp_path)) == 1
+    assert len(server.posts) == 1
+    assert len(outbox(tmp_path)) == 1
     assert server.posts[0]["text"].startswith(
         "Acme Corp has reached 80% of its $100.00 November budget: $81.00 spent (81%)")
     rows = {r.audience: r for r in ledger.history(engine, job="budget-alerts")}
@@ -103,11 +104,13 @@ def test_several_thresholds_at_once_send_one_message(engine: Engine, tmp_path: P
         assert run(engine, config, "budget-alerts", utc(10, hour)) == ["alert:org:80 already"]
     ingest(engine, [row("e2", "2026-11-11T10:00:00Z", cost="40")])
     assert run(engine, config, "budget-alerts", utc(11, 12)) == ["alert:org:100 delivered"]
-    assert len(server.posts) == 2 and len(outbox(tmp_path)) == 2
+    assert len(server.posts) == 2
+    assert len(outbox(tmp_path)) == 2
     # a forecast crossing 100% to 300% at once ($121 in 10.5 days: $345): one message
     assert run(engine, config, "forecast-alerts", utc(11, 12)) == ["alert:org:300 delivered"]
     assert "(the 300% threshold)" in server.posts[-1]["text"]
-    assert len(server.posts) == 3 and len(outbox(tmp_path)) == 3
+    assert len(server.posts) == 3
+    assert len(outbox(tmp_path)) == 3
     covered = {r.audience for r in ledger.history(engine, job="forecast-alerts")
                if r.error and r.error.startswith("covered by alert:org:300")}
     assert covered == {"alert:org:100", "alert:org:200"}
@@ -124,7 +127,8 @@ def test_one_forecast_rule_for_actual_forecast_and_reports(sqlite_engine: Engine
                     range(1, 6)])
     org = store.get_org(engine, "acme")
     actual, forecast = (config.job(j).alert for j in ("budget-alerts", "forecast-alerts"))
-    assert actual is not None and forecast is not None
+    assert actual is not None
+    assert forecast is not None
     moment = datetime(2026, 11, 5, 9, 30, tzinfo=UTC)  # 15:15 on the 5th in +5:45
     days = rules.elapsed(date(2026, 11, 1), moment, org.timezone)
     assert days == 4 + Fraction(15 * 60 + 15, 24 * 60)
@@ -319,7 +323,8 @@ def test_a_process_killed_after_the_webhook_never_posts_it_again(sqlite_engine: 
                 process.communicate()
     assert len(server.posts) == 1
     record = ledger.get(engine, unit)
-    assert record is not None and record.state == "running"  # left behind by the killed run
+    assert record is not None
+    assert record.state == "running"
     mailbox = Mailbox()
     with smtp_server(mailbox) as port:
         path.write_text(smtp_section(port) + scheduler + JOBS)

@@ -209,9 +209,11 @@ def test_text_from_data_is_escaped_for_every_chat() -> None:
     Teams; an email address stays as it is."""
     body = webhook.payload(f"{HOSTILE} @channel @all spent $5.", [f"Top: {HOSTILE} (bob@x.com)"])
     for text in (body["text"], body["blocks"][0]["text"]["text"]):
-        assert "<" not in text and ">" not in text
+        assert "<" not in text
+        assert ">" not in text
         assert "&lt;!channel&gt; &lt;https://evil.example|Re-authenticate&gt; &amp;" in text
         assert "](" not in text  # [text](url) is no link in Markdown
-        assert "@channel" not in text and "@all" not in text
+        assert "@channel" not in text
+        assert "@all" not in text
         assert text.replace("\u200b", "").count("@channel") == 1  # still reads the same
     assert "bob@x.com" in body["blocks"][0]["text"]["text"]
