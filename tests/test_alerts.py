@@ -122,8 +122,8 @@ def test_a_month_of_hourly_alerts_delivers_each_once(sqlite_engine: Engine, tmp_
                             key = f"{unit.audience} {unit.first:%b}"
                             delivered.setdefault(key, []).append(day)
     # on the 1st the scheduler reads October once more: thresholds its last days crossed
-    october = dict.fromkeys(["alert:org:50 Oct", "alert:member:bob@acme.com:50 Oct",
-                             "alert:member:bob@acme.com:80 Oct",
+    # (bob's 50% and 80% at once: one message naming 80%, the 50% recorded as covered)
+    october = dict.fromkeys(["alert:org:50 Oct", "alert:member:bob@acme.com:80 Oct",
                              "alert:project:example-repo:50 Oct"], [date(2026, 11, 1)])
     assert delivered == {
         **october,
@@ -138,15 +138,16 @@ def test_a_month_of_hourly_alerts_delivers_each_once(sqlite_engine: Engine, tmp_
         "alert:project:example-repo:80 Nov": [date(2026, 11, 27)],
     }
     outbox = sorted((tmp_path / "out" / "outbox").glob("*.eml"))
-    assert len(outbox) == 13
-    assert len(server.posts) == 13
+    assert len(outbox) == 12
+    assert len(server.posts) == 12
     texts = [p["text"] for p in server.posts]
-    assert len(set(texts)) == 13 - 1  # bob's 50% and 80% of October say the same
-    assert ("Acme Corp has spent $1,500.00 of its $3,000.00 November budget (50%) with 15 "
-            "days to go; at this pace the month ends near $3,000.") in texts
-    spike = next(t for t in texts if "times the usual" in t)
-    assert spike == ("Acme Corp spent $400.00 on Nov 20, 2026 (New York time), 4 times the "
-                     "usual $100.00 a day (the median of the 14 days before).")
+    assert len(set(texts)) == 12  # each names its threshold
+    assert ("Acme Corp has reached 50% of its $3,000.00 November budget: $1,500.00 spent "
+            "(50%) with 15 days to go; at this pace the month ends near $3,100.") in texts
+    spike = next(t for t in texts if "times its average" in t)
+    assert spike == ("Acme Corp spent $400.00 on Nov 20, 2026 (New York time), 4 times its "
+                     "average of $100.00 a day over the 14 days before (14 of them with "
+                     "usage).")
     mail = next(p.read_text() for p in outbox if "spike" in p.name)
     assert "Top spenders that day: Bob ($370.00), Alice ($30.00)." in mail
     assert "Top models that day: openai/gpt-5 ($370.00)" in mail
@@ -158,12 +159,17 @@ def test_a_month_of_hourly_alerts_delivers_each_once(sqlite_engine: Engine, tmp_
         units = plan.plan(sqlite_engine, config, job, as_of=end)
         assert {o.state for o in runner.run_units(sqlite_engine, config, units, now=end)} <= {
             "already"}
-    assert len(server.posts) == 13
-    assert len(list((tmp_path / "out" / "outbox").glob("*.eml"))) == 13
+    assert len(server.posts) == 12
+    assert len(list((tmp_path / "out" / "outbox").glob("*.eml"))) == 12
     rows = ledger.history(sqlite_engine, job="budget-alerts")
-    assert len(rows) == 12
+    assert len(rows) == 12  # 11 sent, 1 covered
     assert {r.state for r in rows} == {"delivered"}
     assert {r.deliveries for r in rows} == {1}
+    covered = [r for r in rows if r.audience == "alert:member:bob@acme.com:50"
+               and r.first == date(2026, 10, 1)]
+    assert [(c.files, c.error) for c in covered] == [([], (
+        "covered by alert:member:bob@acme.com:80 (one message names the highest threshold "
+        "reached)"))]
 
 
 def test_a_channel_that_failed_is_retried_alone(sqlite_engine: Engine, tmp_path: Path,
@@ -212,10 +218,13 @@ def test_conditions(engine: Engine, tmp_path: Path, server: HookServer) -> None:
     for day in range(1, 31):
         ingest(engine, day_rows(date(2026, 11, day)))
     job = config.job("budget-alerts")
-    found = evaluate(engine, config, job, "acme", local(date(2026, 11, 30), 12))
+    found = evaluate(engine, config, job, "acme", local(date(2026, 11, 30), 13))
     org100 = next(a for a in found if a.audience == "alert:org:100")
-    assert org100.summary == ("Acme Corp has spent $3,300.00 of its $3,000.00 November budget "
-                              "(110%) by the month's end, $300.00 over budget.")
+    assert org100.summary == ("Acme Corp has reached 100% of its $3,000.00 November budget: "
+                              "$3,300.00 spent (110%) by the month's end, $300.00 over "
+                              "budget.")
+    assert org100.covers == ("alert:org:50", "alert:org:80")
+    assert "alert:org:50" not in [a.audience for a in found]  # one message per subject
     assert (org100.first, org100.last) == (date(2026, 11, 1), date(2026, 11, 30))
     # on the 1st, the month just ended is read once more: its last hours count
     december = evaluate(engine, config, job, "acme", local(date(2026, 12, 1), 0))
@@ -224,12 +233,13 @@ def test_conditions(engine: Engine, tmp_path: Path, server: HookServer) -> None:
     # the forecast is read through the last complete day
     assert job.alert is not None
     forecast = replace(job, alert=replace(job.alert, thresholds=(100,), on="forecast"))
-    early = evaluate(engine, config, forecast, "acme", local(date(2026, 11, 3), 12))
+    # no forecast before min_days (3) local days of the month have passed
+    assert evaluate(engine, config, forecast, "acme", local(date(2026, 11, 3), 23)) == []
+    early = evaluate(engine, config, forecast, "acme", local(date(2026, 11, 4), 0))
     assert [a.audience for a in early] == ["alert:org:100", "alert:member:bob@acme.com:100"]
     assert early[0].summary == ("At this pace Acme Corp ends November near $3,000, 100% of "
-                                "its $3,000.00 budget; $200.00 spent so far with 28 days to "
-                                "go.")
-    assert evaluate(engine, config, forecast, "acme", local(date(2026, 11, 1), 12)) == []
+                                "its $3,000.00 budget (the 100% threshold); $300.00 spent so "
+                                "far with 27 days to go.")
     spikes = config.job("spikes")
     assert evaluate(engine, config, spikes, "acme", local(date(2026, 11, 22), 6)) == []
     assert [a.audience for a in evaluate(engine, config, spikes, "acme",
@@ -258,7 +268,7 @@ def test_reporter_run_alert_job_once(sqlite_engine: Engine, tmp_path: Path,
     assert done.returncode == 0, done.stderr
     assert "alert:org:50" in done.stdout
     assert len(server.posts) == 1
-    assert server.posts[0]["text"].startswith("Acme Corp has spent $60.00 of its $100.00 ")
+    assert server.posts[0]["text"].startswith("Acme Corp has reached 50% of its $100.00 ")
     again = run()
     assert again.returncode == 0, again.stderr
     assert len(server.posts) == 1
@@ -284,7 +294,7 @@ def test_alert_by_smtp_to_a_list_and_only_the_missing_channel_is_retried(
         setup_org(sqlite_engine)
         for day in range(1, 16):
             ingest(sqlite_engine, day_rows(date(2026, 11, day)))
-        now = local(date(2026, 11, 15), 9)
+        now = local(date(2026, 11, 15), 13)
         units = [u for u in plan.plan(sqlite_engine, config, "budget-alerts", as_of=now)
                  if u.audience == "alert:org:50"]
         failed = runner.run_units(sqlite_engine, config, units, now=now)
@@ -298,5 +308,6 @@ def test_alert_by_smtp_to_a_list_and_only_the_missing_channel_is_retried(
         message = mailbox.to("finance@example.com")[0]
         assert message["Subject"] == server.posts[0]["text"]
         assert message["Auto-Submitted"] == "auto-generated"
-        assert message["Subject"].startswith("Acme Corp has spent $1,500.00 of its $3,000.00 "
-                                             "November budget (50%) with 15 days to go")
+        assert message["Subject"].startswith("Acme Corp has reached 50% of its $3,000.00 "
+                                             "November budget: $1,500.00 spent (50%) with 15 "
+                                             "days to go")

@@ -95,7 +95,7 @@ def test_cli_sets_budgets(tmp_path: Path) -> None:
 
 
 def test_block_follows_the_contract() -> None:
-    """percent rounds to 1 decimal; the forecast is spent ÷ D × days, to the nano-dollar."""
+    """percent rounded down to 1 decimal; the forecast is spent ÷ D × days, to the nano-dollar."""
     made = budget.block(3 * 10**9, 1 * 10**9, date(2026, 2, 3))
     assert made.month_text == "2026-02"
     assert made.percent == Decimal("33.3")
@@ -107,9 +107,9 @@ def test_block_follows_the_contract() -> None:
     assert not within.over
     assert within.text.endswith("within budget.")
     over = budget.block(5_000 * 10**9, 4_012_550_000_000, date(2026, 11, 21))
-    assert over.percent == Decimal("80.3")
+    assert over.percent == Decimal("80.2")  # 80.251: rounded down, never past a threshold
     assert over.over
-    assert over.text == ("$4,012.55 of the $5,000.00 November budget spent (80.3%) with 9 "
+    assert over.text == ("$4,012.55 of the $5,000.00 November budget spent (80.2%) with 9 "
                          "days to go; at this pace the month ends near $5,700, over the "
                          "$5,000.00 budget.")
     done = budget.block(100 * 10**9, 120 * 10**9, date(2026, 11, 30))
@@ -128,7 +128,8 @@ def test_report_carries_the_budget_in_every_format(engine: Engine) -> None:
     assert got["month"] == "2026-11"
     assert Decimal(got["monthly_usd"]) == 2500
     assert Decimal(got["spent_usd"]) * 10**9 == spent
-    assert got["percent"] == f"{Decimal(spent) * 100 / (2500 * 10**9):.1f}"
+    exact = Decimal(spent) * 100 / (2500 * 10**9)
+    assert got["percent"] == f"{exact.quantize(Decimal('0.1'), rounding='ROUND_FLOOR')}"
     assert Decimal(got["forecast_usd"]) * 10**9 == round(Decimal(spent) * 30 / 21)
     assert "over the $2,500.00 budget" in report.budget.text  # type: ignore[union-attr]
 

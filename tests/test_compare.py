@@ -54,6 +54,11 @@ D = date.fromisoformat
     ("month-to-date", "2026-03-01", "2026-03-15", "2026-02-01", "2026-02-15"),
     ("month-to-date", "2026-03-01", "2026-03-31", "2026-02-01", "2026-02-28"),
     ("month-to-date", "2026-01-01", "2026-01-31", "2025-12-01", "2025-12-31"),
+    # a month-to-date run on the 1st that covers a whole month: the whole month before,
+    # not one day short of it; the same for a whole month given as --from/--to
+    ("month-to-date", "2026-04-01", "2026-04-30", "2026-03-01", "2026-03-31"),
+    ("month-to-date", "2024-02-01", "2024-02-29", "2024-01-01", "2024-01-31"),
+    ("custom", "2026-04-01", "2026-04-30", "2026-03-01", "2026-03-31"),
 ])
 def test_the_previous_period(name: str, first: str, last: str, before_first: str,
                              before_last: str) -> None:

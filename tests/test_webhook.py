@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,3 +120,100 @@ def test_a_report_job_posts_its_summary_once(sqlite_engine: Engine, tmp_path: Pa
     # the channel hears of the report, never of where the server keeps it
     assert str(tmp_path) not in str(server.posts[0])
     assert "secret-token" not in str(ledger.get(sqlite_engine, units[0]))
+
+
+@pytest.mark.parametrize("status", ["301", "302", "303", "307", "308"])
+def test_a_redirect_is_never_followed(server: HookServer, status: str) -> None:
+    """A 3xx is a failure naming its status: the body never goes elsewhere, and a 200 to a
+    GET of the new place never counts as delivered."""
+    server.script = [status]
+    with pytest.raises(DeliveryError) as caught:
+        webhook.post(target(server), webhook.payload("x"), sleep=lambda s: None)
+    assert str(caught.value) == (f"webhook $TEAM_HOOK answered HTTP {status}, a redirect, "
+                                 f"which is not followed: set the variable to the final URL")
+    assert server.attempts == 1
+    assert server.gets == []
+    assert server.posts == []
+
+
+def test_the_timeout_bounds_the_whole_request(server: HookServer) -> None:
+    """A server that drips its answer a byte at a time cannot hold a post longer than
+    ``timeout_seconds`` per attempt (each byte arrives well within it)."""
+    server.script = ["drip", "drip"]
+    started = time.monotonic()
+    with pytest.raises(DeliveryError) as caught:
+        webhook.post(target(server, timeout_seconds=1, retries=1), webhook.payload("x"),
+                     sleep=lambda s: None)
+    took = time.monotonic() - started
+    assert str(caught.value) == "webhook $TEAM_HOOK: no answer within 1 s after 2 attempts"
+    assert took < 3.5, took  # two attempts of 1 s, not 2 x 9 s of dripping
+    assert server.posts == []
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "soon", "",
+                                   "Wed, 21 Oct 2015 07:28:00 GMT"])
+def test_a_retry_after_that_is_not_a_number_uses_the_backoff(server: HookServer,
+                                                             value: str) -> None:
+    server.script, server.retry_after = ["429"], value
+    waits: list[float] = []
+    assert webhook.post(target(server), webhook.payload("x"), sleep=waits.append) == 2
+    assert waits == [0.01]
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("http://", "holds a URL without a host"),
+    ("https://", "holds a URL without a host"),
+    ("https://[hooks.example/x", "does not hold a valid URL (Invalid IPv6 URL)"),
+    ("https://hooks.example:port/x", "does not hold a valid URL (Port could not be cast "
+                                     "to integer value as 'port')"),
+    ("ftp://hooks.example/x", "does not hold an http(s) URL"),
+    ("https://hooks example/x", "holds a URL with spaces or control characters"),
+    ("http://hooks.example/secret", "holds a plain http:// URL to hooks.example: its "
+                                    "secret would travel unencrypted; use https, or set "
+                                    "allow_plaintext: true"),
+])
+def test_a_url_that_cannot_be_used_is_one_line(url: str, problem: str) -> None:
+    hook = webhook.WebhookSettings("TEAM_HOOK", url, 0.5, 0, 0.01)
+    with pytest.raises(DeliveryError) as caught:
+        webhook.post(hook, webhook.payload("x"), sleep=lambda s: None)
+    assert str(caught.value) == f"webhook $TEAM_HOOK: environment variable TEAM_HOOK {problem}"
+    assert "secret" not in problem or "secret would" in problem
+
+
+def test_a_url_the_client_refuses_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A URL that passes the checks but that the HTTP client still refuses (a control
+    character in the path) is one line, not a traceback."""
+    hook = webhook.WebhookSettings("TEAM_HOOK", "https://127.0.0.1:1/a\u00e9\x85b", 0.5, 0, 0)
+    monkeypatch.setattr(webhook, "url_problem", lambda url, allow=False: None)
+    with pytest.raises(DeliveryError) as caught:
+        webhook.post(hook, webhook.payload("x"), sleep=lambda s: None)
+    assert str(caught.value).startswith("webhook $TEAM_HOOK: ")
+    assert "127.0.0.1" not in str(caught.value)
+
+
+def test_plain_http_only_to_loopback_unless_allowed() -> None:
+    assert webhook.url_problem("http://127.0.0.1:8080/x") is None
+    assert webhook.url_problem("http://[::1]/x") is None
+    assert webhook.url_problem("http://localhost/x") is None
+    assert webhook.url_problem("https://hooks.slack.com/services/T/B/x") is None
+    assert webhook.url_problem("http://hooks.example/x") is not None
+    assert webhook.url_problem("http://127.0.0.1.evil.example/x") is not None
+    assert webhook.url_problem("http://hooks.example/x", allow_plaintext=True) is None
+
+
+HOSTILE = "<!channel> <https://evil.example|Re-authenticate> & [Log in](https://evil.example)"
+
+
+def test_text_from_data_is_escaped_for_every_chat() -> None:
+    """A name cannot ping a channel, disguise a link or add markup in Slack, Mattermost or
+    Teams; an email address stays as it is."""
+    body = webhook.payload(f"{HOSTILE} @channel @all spent $5.", [f"Top: {HOSTILE} (bob@x.com)"])
+    for text in (body["text"], body["blocks"][0]["text"]["text"]):
+        assert "<" not in text
+        assert ">" not in text
+        assert "&lt;!channel&gt; &lt;https://evil.example|Re-authenticate&gt; &amp;" in text
+        assert "](" not in text  # [text](url) is no link in Markdown
+        assert "@channel" not in text
+        assert "@all" not in text
+        assert text.replace("\u200b", "").count("@channel") == 1  # still reads the same
+    assert "bob@x.com" in body["blocks"][0]["text"]["text"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -49,6 +50,8 @@ class Context:
     def database_url(self) -> str:
         """``--db``, then REPORTER_DATABASE_URL, then the config's ``database``, then the
         default."""
+        if self.db_url or os.environ.get(db.ENV_URL):
+            return db.resolve_url(self.db_url, None)  # the file is not read for it
         configured = (self._config.database if self._config is not None
                       else self.sections("database").database
                       if self.config_path.exists() else None)

@@ -99,13 +99,20 @@ def validate_command(ctx: Context) -> None:
         for message in exc.messages:
             click.echo(message, err=True)
         sys.exit(1)
+    # every environment variable the file names and lacks (or that holds what cannot be
+    # used): each would fail the jobs that need it
+    problems = list(config.unset)
     try:
         known = {o.slug for o in store.list_orgs(ctx.engine)}
     except ReporterError as exc:  # no database yet: the file itself is still checked
+        for message in problems:
+            click.echo(message, err=True)
+        if problems:
+            sys.exit(1)
         click.echo(f"{config.path}: ok ({len(config.jobs)} jobs); organizations not checked: "
                    f"{exc}")
         return
-    problems = config_module.check_organizations(config, known)
+    problems += config_module.check_organizations(config, known)
     for message in problems:
         click.echo(message, err=True)
     if problems:

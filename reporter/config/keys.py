@@ -112,6 +112,8 @@ def describe(key: Key, markdown: bool = False) -> str:
         "audience": f"{_md('admins', markdown)}, {_md('members', markdown)} or a list of "
                     "email addresses",
     }
+    if key.kind == "usd" and lo is not None:
+        return f"an amount in USD of at least {number(lo)} (like `10` or `2.50`)"
     if key.kind in simple:
         return simple[key.kind]
     if key.kind in ("integer", "number"):
@@ -159,12 +161,15 @@ WEBHOOK = Section("job.deliver.webhook", "An incoming webhook of Slack, Mattermo
                   "Teams: a JSON `text` summary plus `blocks`, posted once per report or alert.", (
     Key("url_env", "env_var", "the environment variable holding the webhook's URL (the URL is "
         "a secret and never stands in the file)", required=True),
-    Key("timeout_seconds", "number", "for each request", default=10.0, minimum=0.1,
-        maximum=600),
+    Key("timeout_seconds", "number", "for each attempt, the whole of it: connecting, sending "
+        "and reading the answer", default=10.0, minimum=0.1, maximum=600),
     Key("retries", "integer", "retries of a transient failure (timeout, dropped connection, "
         "429, 5xx)", default=4, minimum=0, maximum=10),
     Key("retry_backoff_seconds", "number", "the wait before the first retry, doubled after "
         "each (a 429's `Retry-After` wins)", default=1.0, minimum=0, maximum=600),
+    Key("allow_plaintext", "boolean", "allow a plain `http://` URL to a host other than "
+        "loopback (the URL's secret token then travels unencrypted); otherwise only `https://`",
+        default=False),
 ))
 
 DELIVER = Section("job.deliver", "Where a job's reports go.", (
@@ -203,10 +208,14 @@ JOB = Section("job", "Each entry of `jobs`: its name is its id in the run ledger
     Key("on", "choice", "`when: budget`: `actual` spend so far, or the month-end `forecast`",
         default="actual", choices=("actual", "forecast"), kinds=ALERT),
     Key("factor", "number", "`when: spike`: the last complete day's spend is at least this "
-        "many times the median of the 14 days before it", default=3.0, minimum=1,
-        maximum=1000, kinds=ALERT),
+        "many times the mean daily spend of the 14 days before it (days without usage count "
+        "as 0)", default=3.0, minimum=1, maximum=1000, kinds=ALERT),
     Key("min_usd", "usd", "`when: spike`: and at least this much, so a tiny day never "
-        "alerts", default=Computed("`10`", lambda values, env: 10 * 10**9), kinds=ALERT),
+        "alerts", default=Computed("`10`", lambda values, env: 10 * 10**9), minimum=0.01,
+        kinds=ALERT),
+    Key("min_days", "integer", "`when: budget`, `on: forecast`: no forecast alert before this "
+        "many local days of the month have passed (one busy first hour forecasts nothing)",
+        default=3, minimum=0, maximum=27, kinds=ALERT),
     Key("sync", "boolean", "`true`: copy new usage from every configured source first "
         "(`reporter sync`), so the report holds the latest requests", default=False),
     Key("deliver", "section", "where the reports go (see `job.deliver`)", section=DELIVER,

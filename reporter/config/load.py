@@ -113,6 +113,11 @@ class _Builder:
         audience, addresses = ((v["audience"], ()) if isinstance(v["audience"], str)
                                else ("list", v["audience"]))
         keep_files, email, webhook = v["deliver"]
+        if v["kind"] == "alert" and email is None and webhook is None:
+            self.error(read.nodes.get("deliver", node), where,
+                       "an alert job sends nothing: set 'email' or 'webhook' under 'deliver' "
+                       "(an alert is not stored)")
+            return None
         if audience == "members" and webhook is not None:
             self.error(read.nodes.get("audience", node), where,
                        "a job with 'audience: members' cannot post to a webhook: it would "

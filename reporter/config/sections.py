@@ -17,7 +17,7 @@ from reporter.alerts.rules import AlertSettings
 from reporter.config import keys
 from reporter.config.values import BAD, show
 from reporter.config.walker import Walker
-from reporter.deliver.webhook import WebhookSettings
+from reporter.deliver.webhook import WebhookSettings, url_problem
 from reporter.errors import ReporterError
 from reporter.store.orgs import is_slug, parse_budget
 from reporter.store.sources.common import SourceSettings
@@ -78,19 +78,20 @@ def alert(r: Walker, read: Any, node: yaml.Node, where: str) -> Any:
                                         "monthly, spikes daily)")
     if v["audience"] == "members":
         r.error(nodes["audience"], where, "an alert goes to 'admins' or a list of addresses")
-    wrong = ("factor", "min_usd") if when == "budget" else ("thresholds", "on")
+    wrong = ("factor", "min_usd") if when == "budget" else ("thresholds", "on", "min_days")
     for name in wrong:
         if name in nodes:
             r.error(nodes[name], where, f"{name!r} does not apply to 'when: {when}'")
     if len(r.errors) > before or when is None:
         return BAD
     return AlertSettings(when=when, thresholds=v["thresholds"], on=v["on"],
-                         factor=v["factor"], min_nanos=v["min_usd"])
+                         factor=v["factor"], min_nanos=v["min_usd"], min_days=v["min_days"])
 
 
 def webhook(r: Walker, node: yaml.Node | None, outer: ChainMap[str, Any], where: str) -> Any:
-    """``deliver.webhook``: the URL from its environment variable (an unset variable is
-    noted, not an error: only the job that posts fails), and the retry settings."""
+    """``deliver.webhook``: the URL from its environment variable (an unset variable, or one
+    whose URL cannot be used, is noted, not an error: only the job that posts fails), and
+    the retry settings."""
     if node is None:
         return None
     read = r.section(node, keys.WEBHOOK, where, outer, {}, "webhook")
@@ -100,13 +101,15 @@ def webhook(r: Walker, node: yaml.Node | None, outer: ChainMap[str, Any], where:
     url = r.env.get(v["url_env"], "") or None
     if url is None:
         r.unset(read.nodes["url_env"], where, v["url_env"], "webhook url_env")
-    elif not url.startswith(("https://", "http://")):
-        r.error(read.nodes["url_env"], where, f"environment variable {v['url_env']} does not "
-                                              f"hold an http(s) URL")
-        return BAD
+    else:
+        problem = url_problem(url, v["allow_plaintext"])
+        if problem is not None:  # like an unset variable: only this job fails, naming it
+            r.unusable(read.nodes["url_env"], where,
+                       f"environment variable {v['url_env']} (webhook url_env) {problem}")
     return WebhookSettings(url_env=v["url_env"], url=url, timeout_seconds=v["timeout_seconds"],
                            retries=v["retries"],
-                           retry_backoff_seconds=v["retry_backoff_seconds"])
+                           retry_backoff_seconds=v["retry_backoff_seconds"],
+                           allow_plaintext=v["allow_plaintext"])
 
 
 def sources(r: Walker, node: yaml.Node | None, outer: ChainMap[str, Any]) -> Any:

@@ -90,7 +90,8 @@ class Config:
     sources: Mapping[str, SourceSettings] = field(default_factory=dict)
     #: monthly budgets of projects in nano-dollars: organization -> project -> budget
     budgets: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
-    #: ``file:line: what`` for each environment variable the file names that is not set;
+    #: ``file:line: what`` for each environment variable the file names that is not set
+    #: (or holds what cannot be used, like a webhook URL that is not https);
     #: only the jobs that use one fail, each naming it (``reporter validate`` lists them)
     unset: tuple[str, ...] = ()
 

@@ -12,6 +12,7 @@ import re
 import reprlib
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -205,13 +206,23 @@ def _usd(r: Checking, node: yaml.Node, key: Key, where: str, value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return WRONG
     text = str(node.value if isinstance(node, yaml.ScalarNode) else value).strip()
+    least = Decimal(str(key.minimum)) if key.minimum is not None else None
     if text.strip("0.") == "" and text.count(".") <= 1 and text:
-        return 0
-    try:
-        return parse_budget(text, repr(key.name))
-    except ReporterError as exc:
-        r.error(node, where, str(exc))
+        nanos: int | None = 0
+    else:
+        try:
+            nanos = parse_budget(text, repr(key.name))
+        except ReporterError as exc:
+            r.error(node, where, str(exc).replace(" or 'none'", ""))
+            return BAD
+    if nanos is None:  # "none": no amount, which a key of this kind never means
+        r.error(node, where, f"{key.name!r} must be an amount in USD (like 10 or 2.50), "
+                             f"not {show(text)}")
         return BAD
+    if least is not None and nanos < least.scaleb(9):
+        r.error(node, where, f"{key.name!r} must be at least {least} USD, not {show(text)}")
+        return BAD
+    return nanos
 
 
 SCALARS: dict[str, Scalar] = {

@@ -62,7 +62,8 @@ class Walker:
         self.env = env
         self.errors: list[str] = []
         #: ``file:line: where: environment variable X (what) is not set``, one per variable
-        #: the file names and the environment lacks (not errors: a job that needs one fails)
+        #: the file names and the environment lacks or holds what cannot be used (not
+        #: errors: a job that needs one fails)
         self.unset_variables: list[str] = []
 
     def error(self, node: yaml.Node | yaml.Mark | int, where: str, message: str) -> None:
@@ -80,6 +81,12 @@ class Walker:
         """Note that the variable ``variable`` (named by the key ``what``) is not set."""
         self.unset_variables.append(f"{self.path.name}:{node.start_mark.line + 1}: {where}: "
                                     f"environment variable {variable} ({what}) is not set")
+
+    def unusable(self, node: yaml.Node, where: str, message: str) -> None:
+        """Note that an environment variable the file names holds what cannot be used
+        (``message`` names it): like an unset one, only the job that needs it fails."""
+        self.unset_variables.append(f"{self.path.name}:{node.start_mark.line + 1}: {where}: "
+                                    f"{message}")
 
     def raise_errors(self) -> None:
         """ConfigErrors with every message so far, if there is one."""

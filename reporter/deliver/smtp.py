@@ -14,7 +14,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from reporter.errors import DeliveryError
-from reporter.fsutil import atomic_write, safe_name
+from reporter.fsutil import atomic_write, ensure_folder, safe_name
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def to_outbox(outbox: Path, msg: EmailMessage, stem: str) -> Path:
     """Write ``msg`` as an ``.eml`` file any mail client opens; never over an earlier
     message (a second message of the same name gets ``-2``, ``-3``…)."""
     base = safe_name(stem, 150)
-    outbox.mkdir(parents=True, exist_ok=True)
+    ensure_folder(outbox)
     for number in range(1, 10_000):
         path = outbox / (f"{base}.eml" if number == 1 else f"{base}-{number}.eml")
         try:
@@ -185,6 +185,9 @@ def to_outbox(outbox: Path, msg: EmailMessage, stem: str) -> Path:
                 pass
         except FileExistsError:
             continue
+        except OSError as exc:
+            raise DeliveryError(f"outbox {outbox}: cannot write {path.name}: "
+                                f"{exc.strerror or exc}") from None
         atomic_write(path, bytes(msg))
         log.info("wrote %s", path)
         return path

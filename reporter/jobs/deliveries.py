@@ -50,7 +50,8 @@ class Progress:
 
 
 def earlier(engine: Engine, unit: Unit, resend: bool) -> Progress:
-    """The channels an earlier, unfinished attempt delivered (none when re-sending)."""
+    """The channels an earlier, unfinished attempt delivered (none when re-sending a
+    delivered unit: ``--force`` on a unit that failed still skips what went through)."""
     record = ledger.get(engine, unit)
     if resend or record is None or record.deliveries:
         return Progress()
@@ -79,6 +80,10 @@ def deliver(engine: Engine, config: Config, job: JobSettings, unit: Unit, parcel
             progress.errors.append(str(exc))
             log.warning("%s: %s failed: %s", unit.key, channel, exc)
             return
+        except Exception as exc:  # a bug in one channel never holds back the others
+            log.exception("%s: %s failed", unit.key, channel)
+            progress.errors.append(f"{channel}: {type(exc).__name__}: {exc}")
+            return
         progress.timings[channel] = round(time.monotonic() - clock, 4)
         progress.files += [{"channel": channel, **entry} for entry in entries]
         progress.recipients += [p for p in people if p not in progress.recipients]
@@ -98,10 +103,11 @@ def deliver(engine: Engine, config: Config, job: JobSettings, unit: Unit, parcel
         attempt(WEBHOOK, post)
     if parcel.no_email is not None and EMAIL not in progress.done:
         progress.errors.append(parcel.no_email)
-    if parcel.message is not None:
-        msg, people = parcel.message, parcel.recipients
+    if parcel.compose is not None:
+        compose, people = parcel.compose, parcel.recipients
 
         def send() -> tuple[list[Entry], list[str]]:
+            msg = compose(STORE in progress.done)
             sent = smtp.deliver(config.smtp, config.output / "outbox", msg, people,
                                 parcel.name)
             if sent.refused:

@@ -118,6 +118,30 @@ def claim(engine: Engine, unit: Unit, *, owner: str, now: datetime, timeout_seco
     return Claim(False, row.state, row.attempts, row.claimed_at, row.deliveries)
 
 
+def cover(engine: Engine, units: list[Unit], *, by: Unit, now: datetime) -> None:
+    """Record ``units`` as delivered with ``by`` (one message named the highest of several
+    thresholds): a new row, or one that failed or was empty, becomes delivered with a note;
+    a delivered unit, or one another process holds, is left as it is."""
+    note = f"covered by {by.audience} (one message names the highest threshold reached)"
+    for unit in units:
+        try:
+            with engine.begin() as conn:
+                conn.execute(insert(runs).values(
+                    job=unit.job, organization=unit.organization, audience=unit.audience,
+                    first_day=unit.first, last_day=unit.last, period_name=unit.period_name,
+                    state="delivered", trigger=unit.trigger, scheduled_for=unit.scheduled_for,
+                    attempts=0, deliveries=1, forced=0, claimed_at=now, finished_at=now,
+                    delivered_at=now, error=note, files="[]", recipients="[]"))
+            continue
+        except IntegrityError:
+            pass
+        stale = R.state.in_(RETRYABLE) & (R.deliveries == 0)
+        with engine.begin() as conn:
+            conn.execute(update(runs).where(*_match(unit), stale).values(
+                state="delivered", deliveries=1, finished_at=now, delivered_at=now,
+                error=note, owner=None))
+
+
 def heartbeat(engine: Engine, unit: Unit, *, owner: str, now: datetime) -> bool:
     """Refresh this attempt's claim to ``now``; False when it no longer holds the unit."""
     with engine.begin() as conn:

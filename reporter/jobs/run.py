@@ -16,7 +16,6 @@ from reporter.config import Config, JobSettings
 from reporter.errors import DeliveryError, ReporterError
 from reporter.jobs import plan, runner
 from reporter.jobs.units import FAILED, Executor, Outcome
-from reporter.store import orgs
 from reporter.store.sources import sync_all
 
 log = logging.getLogger(__name__)
@@ -41,9 +40,12 @@ class Span:
 
 def sources_for(engine: Engine, config: Config, job: JobSettings,
                 span: Span = Span()) -> list[str]:
-    """The sources whose rows may belong to an organization the job reports on."""
-    slugs = span.orgs or (list(job.organizations) if job.organizations is not None
-                          else [o.slug for o in orgs.list_orgs(engine)])
+    """The sources whose rows may belong to an organization the job reports on: every
+    source for a job on all organizations (a source may bring one the store has not seen
+    yet), else those that may feed its organizations."""
+    slugs = span.orgs or (list(job.organizations) if job.organizations is not None else None)
+    if slugs is None:
+        return list(config.sources)
     unrestricted = [name for name, source in config.sources.items()
                     if source.organization is None and source.organizations is None]
     feeding = {name for slug in slugs for name in config.sources_feeding(slug)}

@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 
@@ -173,13 +174,15 @@ def _execute(engine: Engine, config: Config, unit: Unit, *, now: datetime, force
     resend = claim.deliveries > 0
     progress = deliveries.Progress()
     note: str | None = None
+    covers: tuple[str, ...] = ()
     with Heartbeat(engine, unit, owner, tick, max(0.05, timeout / 3)) as beat:
         try:
-            progress = deliveries.earlier(engine, unit, resend or force)
+            progress = deliveries.earlier(engine, unit, resend)
             parcel = kind.build(engine, config, job, unit, now)
             if isinstance(parcel, str):
                 state, note = EMPTY, parcel
             else:
+                covers = parcel.covers
                 deliveries.deliver(engine, config, job, unit, parcel, owner=owner,
                                    progress=progress, record=not resend, lost=beat.lost)
                 state = FAILED if progress.errors else DELIVERED
@@ -215,6 +218,12 @@ def _execute(engine: Engine, config: Config, unit: Unit, *, now: datetime, force
             state = FAILED
         elif resend and state != DELIVERED:
             note = "the earlier delivery stands"
+        if kept and state == DELIVERED and covers:
+            try:
+                ledger.cover(engine, [replace(unit, audience=a) for a in covers], by=unit,
+                             now=tick())
+            except Exception:  # they are only planned again if this unit stops holding
+                log.exception("%s: cannot record the units it covers", unit.key)
     log.info("%s %s %s %s %s..%s %.2fs%s", unit.job, unit.organization, unit.audience, state,
              unit.first, unit.last, seconds, f" ({error})" if error else "")
     return Outcome(unit, state, seconds, error, tuple(str(f["path"]) for f in progress.files),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import date
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from fractions import Fraction
 
 from sqlalchemy import Engine, func, select
 
@@ -29,11 +31,14 @@ def in_one_month(period: Period) -> bool:
 
 def spent(engine: Engine, org: store.OrgInfo, first: date, last: date, *,
           user_id: int | None = None, project: str | None = None,
-          by_project: bool = False) -> int:
+          by_project: bool = False, until_us: int | None = None) -> int:
     """The organization's spend (nano-dollars) over the local days ``first..last``: one
-    member's, one project's (``by_project``; None: no project), or all of it."""
+    member's, one project's (``by_project``; None: no project), or all of it; ``until_us``:
+    only what was used before that instant (microseconds since the epoch)."""
     span = Period("custom", first, last, org.timezone)
     start, end = span.micros
+    if until_us is not None:
+        end = min(end, until_us)
     query = select(func.coalesce(func.sum(E.cost_nanos), 0)).where(
         E.organization_id == org.id, E.ts_us >= start, E.ts_us < end)
     if user_id is not None:
@@ -45,19 +50,41 @@ def spent(engine: Engine, org: store.OrgInfo, first: date, last: date, *,
         return int(conn.scalar(query) or 0)
 
 
+def percent_of(nanos: int, monthly_nanos: int, places: int = 1) -> Decimal:
+    """``nanos`` as a percent of ``monthly_nanos``, rounded down to ``places`` decimals: a
+    figure is never shown past a threshold it has not reached (99.96 is 99.9, not 100)."""
+    step = Decimal(1).scaleb(-places)
+    return (Decimal(nanos) * 100 / Decimal(monthly_nanos)).quantize(step, rounding=ROUND_FLOOR)
+
+
+def forecast(spent_nanos: int, elapsed: Fraction, days_in_month: int) -> int:
+    """The month-end forecast: spent ÷ E × the month's days (to the nano-dollar, half-even),
+    E being the days elapsed from the month's start to the end of what was counted (whole
+    days for a report, a fraction of the current day for an alert at a moment); 0 before
+    any time has elapsed."""
+    if elapsed <= 0:
+        return 0
+    return money.divide_round(spent_nanos * days_in_month * elapsed.denominator,
+                              elapsed.numerator)
+
+
+def at(monthly_nanos: int, spent_nanos: int, month: date, elapsed: Fraction,
+       whose: str = "the") -> Budget:
+    """The budget block of ``month`` (its first day) for ``spent_nanos`` counted over the
+    first ``elapsed`` days of it: the one rule for reports and alerts alike."""
+    days = periods.month_last(month).day
+    made = Budget(month, monthly_nanos, spent_nanos, percent_of(spent_nanos, monthly_nanos),
+                  forecast(spent_nanos, elapsed, days), math.ceil(elapsed), days)
+    return replace(made, text=sentence(made, whose))
+
+
 def block(monthly_nanos: int, spent_nanos: int, last: date, whose: str = "the") -> Budget:
     """The budget block for a month's spend ``spent_nanos`` through the local day ``last``:
-    percent = spent ÷ budget × 100 (1 decimal, half-even); forecast = spent ÷ D × days in
-    the month (to the nano-dollar, half-even), D being the days from the 1st through
+    percent = spent ÷ budget × 100 (1 decimal, rounded down); forecast = spent ÷ D × days
+    in the month (to the nano-dollar, half-even), D being the days from the 1st through
     ``last``."""
-    first, month_last = month_of(last)
-    elapsed = (last - first).days + 1
-    days = month_last.day
-    percent = (Decimal(spent_nanos) * 100 / Decimal(monthly_nanos)).quantize(
-        Decimal("0.1"), rounding=ROUND_HALF_EVEN)
-    forecast = money.divide_round(spent_nanos * days, elapsed)
-    made = Budget(first, monthly_nanos, spent_nanos, percent, forecast, elapsed, days)
-    return replace(made, text=sentence(made, whose))
+    first, _ = month_of(last)
+    return at(monthly_nanos, spent_nanos, first, Fraction((last - first).days + 1), whose)
 
 
 def for_report(engine: Engine, report: Report) -> Budget | None:

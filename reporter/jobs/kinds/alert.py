@@ -1,5 +1,6 @@
-"""The alert job kind: one unit per alert that holds (a budget threshold, a spike), sent
-once by webhook and email."""
+"""The alert job kind: one unit per alert that holds (a subject's highest budget threshold
+reached, a spike), sent once by webhook and email; the lower thresholds it covers count as
+delivered with it."""
 
 from __future__ import annotations
 
@@ -72,7 +73,8 @@ class AlertKind:
                             unit.scheduled_for or now)
         if alert is None:
             return "the condition no longer holds; nothing sent"
-        parcel = Parcel(f"{unit.job}_{unit.organization}_{unit.audience}_{unit.last}")
+        parcel = Parcel(f"{unit.job}_{unit.organization}_{unit.audience}_{unit.last}",
+                        covers=alert.covers)
         if job.webhook is not None:
             parcel.webhook = webhook.payload(alert.summary, alert.details)
         if job.email is not None:
@@ -81,7 +83,8 @@ class AlertKind:
                 parcel.no_email = (f"organization {unit.organization!r} has no owners or "
                                    f"admins to send alert job {job.name!r} to")
             else:
-                parcel.message = message(config, job, alert, people, now)
+                msg = message(config, job, alert, people, now)
+                parcel.compose = lambda stored: msg
                 parcel.recipients = people
         return parcel
 

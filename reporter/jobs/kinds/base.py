@@ -31,13 +31,17 @@ class Parcel:
     save: Callable[[], list[Entry]] | None = None
     #: the webhook channel's JSON body
     webhook: dict[str, Any] | None = None
-    #: the email channel's message and its recipients
-    message: EmailMessage | None = None
+    #: the email channel: its message, given whether the files are stored (the message says
+    #: where the stored copy of an attachment left out is only when there is one)
+    compose: Callable[[bool], EmailMessage] | None = None
     recipients: list[str] = field(default_factory=list)
     #: why the email channel has nothing to send although the job emails (nobody to send to)
     no_email: str | None = None
     #: how long each step of building took, in seconds
     timings: dict[str, float] = field(default_factory=dict)
+    #: the audiences of other units of the same job, organization and days that this one
+    #: stands for: once it is delivered they count as delivered and are never sent
+    covers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

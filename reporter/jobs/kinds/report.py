@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import date, datetime, timedelta
+from email.message import EmailMessage
 
 from sqlalchemy import Engine
 
@@ -170,18 +171,22 @@ class ReportKind:
             parcel.no_email = (f"organization {unit.organization!r} has no owners or admins "
                                f"to send job {job.name!r} to")
         elif job.email is not None:
-            attachments = [email.Attachment(report.key.file_name(fmt), rendered[fmt],
-                                            where / report.key.file_name(fmt)
-                                            if job.keep_files else None)
-                           for fmt in job.email.attach]
-            sent, omitted = email.within_limit(attachments, job.email.max_attachment_bytes,
-                                               job.name)
-            body = email_body.render(report, job=job.name, sent=sent, omitted=omitted,
-                                     domain=email.sender_domain(config.email_from),
-                                     templates=config.templates)
-            parcel.message = email.build(report, body, job=job.name, subject=job.email.subject,
-                                         sender=config.email_from, recipients=people,
-                                         attachments=sent, now=now)
+            settings = job.email
+
+            def compose(stored: bool) -> EmailMessage:
+                attachments = [email.Attachment(report.key.file_name(fmt), rendered[fmt],
+                                                where / report.key.file_name(fmt)
+                                                if stored else None)
+                               for fmt in settings.attach]
+                sent, omitted = email.within_limit(attachments, settings.max_attachment_bytes,
+                                                   job.name)
+                body = email_body.render(report, job=job.name, sent=sent, omitted=omitted,
+                                         domain=email.sender_domain(config.email_from),
+                                         templates=config.templates)
+                return email.build(report, body, job=job.name, subject=settings.subject,
+                                   sender=config.email_from, recipients=people,
+                                   attachments=sent, now=now)
+            parcel.compose = compose
             parcel.recipients = people
         return parcel
 
