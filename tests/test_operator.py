@@ -30,8 +30,8 @@ def _count(engine: Engine, table: type) -> int:
 @pytest.mark.parametrize("args", [
     ("ingest", "dec.csv"), ("org", "set", "acme"), ("member", "set", "acme", "a@acme.com"),
     ("generate", "--org", "acme"), ("org", "list"), ("validate",), ("demo",)])
-def test_a_named_jobs_file_that_is_missing_writes_nothing(tmp_path: Path,
-                                                          args: tuple[str, ...]) -> None:
+def test_a_named_jobs_file_that_is_missing_writes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]) -> None:
     write_csv(tmp_path / "dec.csv", GOOD)
     (tmp_path / "pg.yaml").write_text("database: postgresql://nowhere/none\njobs: {}\n")
     result = reporter("--config", "pg.yml", *args, cwd=tmp_path)
@@ -41,12 +41,8 @@ def test_a_named_jobs_file_that_is_missing_writes_nothing(tmp_path: Path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dec.csv", "pg.yaml"]
     # after the command's name too, and through REPORTER_CONFIG
     assert reporter(*args, "--config", "pg.yml", cwd=tmp_path).returncode == 1
-    import os
-    os.environ["REPORTER_CONFIG"] = "nope.yaml"
-    try:
-        named = reporter(*args, cwd=tmp_path)
-    finally:
-        del os.environ["REPORTER_CONFIG"]
+    monkeypatch.setenv("REPORTER_CONFIG", "nope.yaml")
+    named = reporter(*args, cwd=tmp_path)
     assert named.stderr == "reporter: error: REPORTER_CONFIG nope.yaml: no such file\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dec.csv", "pg.yaml"]
 
@@ -326,15 +322,16 @@ def test_the_demo_refuses_a_database_with_other_data(cli, engine: Engine,  # typ
     assert "(member real@person.com of acme)" in cli("demo", "--days", "3").stderr
 
 
-def test_the_demo_delivers_only_to_the_outbox(tmp_path: Path) -> None:
+def test_the_demo_delivers_only_to_the_outbox(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """A real process in a folder whose jobs.yaml names a mail server and a webhook: the
     demo's reports land in the outbox; the server and the hook hear nothing."""
     mailbox = Mailbox()
     with smtp_server(mailbox) as port, hook_server() as hook:
-        (tmp_path / "jobs.yaml").write_text(smtp_section(port) + textwrap.dedent(f"""\
+        (tmp_path / "jobs.yaml").write_text(smtp_section(port) + textwrap.dedent("""\
             output: out
             sources:
-              gateway: {{kind: litellm, url_env: NO_SUCH_GATEWAY, organization: acme}}
+              gateway: {kind: litellm, url_env: NO_SUCH_GATEWAY, organization: acme}
             jobs:
               weekly:
                 schedule: "0 7 * * mon"
@@ -344,14 +341,10 @@ def test_the_demo_delivers_only_to_the_outbox(tmp_path: Path) -> None:
                 sync: true
                 deliver:
                   email: true
-                  webhook: {{url_env: DEMO_HOOK}}
+                  webhook: {url_env: DEMO_HOOK}
             """))
-        import os
-        os.environ["DEMO_HOOK"] = hook.url
-        try:
-            result = reporter("demo", "--days", "14", cwd=tmp_path)
-        finally:
-            del os.environ["DEMO_HOOK"]
+        monkeypatch.setenv("DEMO_HOOK", hook.url)
+        result = reporter("demo", "--days", "14", cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         assert mailbox.received == []
         assert hook.posts == []
