@@ -5,6 +5,9 @@ real person."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -16,7 +19,7 @@ from reporter.jobs.units import DELIVERED
 from reporter.store import db
 from reporter.store.schema import UsageEvent, User
 from tests.delivery_support import Mailbox, seed, smtp_section, smtp_server
-from tests.helpers import GOOD, HEADER, reporter, row, write_csv, write_jsonl
+from tests.helpers import GOOD, HEADER, REPORTER, reporter, row, write_csv, write_jsonl
 from tests.hookserver import hook_server
 
 
@@ -349,3 +352,20 @@ def test_the_demo_delivers_only_to_the_outbox(tmp_path: Path,
         assert mailbox.received == []
         assert hook.posts == []
         assert len(list((tmp_path / "out" / "outbox").glob("*.eml"))) >= 4
+
+
+# -- conventions -------------------------------------------------------------------------------
+
+def test_python_dash_m_and_shell_completion(tmp_path: Path) -> None:
+    module = subprocess.run([sys.executable, "-m", "reporter", "ingest",
+                             str(Path(__file__).parent.parent / "examples" / "usage.csv")],
+                            cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert module.returncode == 0, module.stderr
+    assert module.stdout.endswith("inserted 8, duplicate 0, rejected 0\n")
+    listed = reporter("org", "list", cwd=tmp_path)
+    assert listed.stdout == "slug\tname\ttimezone\tmonthly budget\nacme\tacme\tUTC\t-\n"
+    env = {**os.environ, "_REPORTER_COMPLETE": "bash_source"}
+    completion = subprocess.run([str(REPORTER)], env=env, capture_output=True, text=True,
+                                check=False, cwd=tmp_path)
+    assert completion.returncode == 0
+    assert "_reporter_completion()" in completion.stdout

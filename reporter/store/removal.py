@@ -8,8 +8,9 @@ is what it deletes with it. The deletion is one transaction: it happens whole or
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, exists, func, select
+from sqlalchemy import Connection, Engine, Select, delete, exists, func, select
 
 from reporter.errors import StoreError
 from reporter.store.schema import Membership, Organization, UsageEvent, User, runs
@@ -38,7 +39,7 @@ def _org_id(conn: Connection, slug: str) -> int:
     return found
 
 
-def _lonely_users(org_id: int) -> object:
+def _lonely_users(org_id: int) -> Select[Any]:
     """The users of this organization who are in no other one and have no usage elsewhere."""
     other_member = exists().where(Membership.user_id == User.id,
                                   Membership.organization_id != org_id)
@@ -51,8 +52,8 @@ def _lonely_users(org_id: int) -> object:
 
 
 def _count(conn: Connection, org_id: int, slug: str) -> Removal:
-    def scalar(query: object) -> int:
-        return int(conn.scalar(query) or 0)  # type: ignore[call-overload]
+    def scalar(query: Select[Any]) -> int:
+        return int(conn.scalar(query) or 0)
 
     users = _lonely_users(org_id)
     return Removal(
@@ -62,7 +63,7 @@ def _count(conn: Connection, org_id: int, slug: str) -> Removal:
         members=scalar(select(func.count()).select_from(Membership)
                        .where(Membership.organization_id == org_id)),
         runs=scalar(select(func.count()).select_from(runs).where(runs.c.organization == slug)),
-        users=scalar(select(func.count()).select_from(users.subquery())),  # type: ignore[attr-defined]
+        users=scalar(select(func.count()).select_from(users.subquery())),
     )
 
 
@@ -77,7 +78,7 @@ def remove(engine: Engine, slug: str) -> Removal:
     with engine.begin() as conn:
         org_id = _org_id(conn, slug)
         counted = _count(conn, org_id, slug)
-        lonely = [row[0] for row in conn.execute(_lonely_users(org_id))]  # type: ignore[call-overload]
+        lonely = [row[0] for row in conn.execute(_lonely_users(org_id))]
         conn.execute(delete(UsageEvent).where(UsageEvent.organization_id == org_id))
         conn.execute(delete(Membership).where(Membership.organization_id == org_id))
         conn.execute(delete(runs).where(runs.c.organization == slug))
