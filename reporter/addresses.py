@@ -1,7 +1,11 @@
 """Email addresses: the one rule for what reporter accepts as an address, and its spelling.
 
 An address is one mailbox (``local@domain``): no display name, no list, no whitespace or
-control characters. It is checked with email-validator (syntax only, no DNS) and
+control characters. It is an identifier first (a member is known by it), so every
+syntactically valid mailbox is accepted, special-use domains included (``corp.local``,
+``build.test``, ``host.internal``): a mail server inside the network may well deliver to
+them, and one that cannot says so when a message is sent. It is checked with
+email-validator (syntax only, no DNS) and
 normalized: the domain as email-validator spells it, the whole address in lower case, so
 ``Alice@ACME.com`` and ``alice@acme.com`` are one member.
 """
@@ -10,9 +14,14 @@ from __future__ import annotations
 
 import functools
 
+import email_validator
 from email_validator import EmailNotValidError, validate_email
 
 from reporter.errors import ReporterError
+
+# email-validator refuses special-use domains (.local, .test, .internal, localhost...) even
+# with globally_deliverable=False; emptying its list is its documented way to accept them
+email_validator.SPECIAL_USE_DOMAIN_NAMES[:] = []
 
 #: the longest address a mail server must accept (RFC 5321: 64 + 1 + 255, as stored)
 MAX_LENGTH = 320
@@ -34,7 +43,8 @@ def normalize(text: str) -> str:
         raise AddressError(f"email address is longer than {MAX_LENGTH} characters")
     try:
         checked = validate_email(stripped, check_deliverability=False,
-                                 allow_smtputf8=True, allow_display_name=False)
+                                 globally_deliverable=False, allow_smtputf8=True,
+                                 allow_display_name=False)
     except EmailNotValidError as exc:
         raise AddressError(f"{stripped!r} is not an email address: {exc}") from None
     return checked.normalized.lower()

@@ -15,7 +15,7 @@ packages=(python3-venv python3-dev libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-
           fonts-dejavu-core fonts-noto-color-emoji)
 if [ "$want_test" = 1 ]; then
     packages+=(chromium chromium-driver libreoffice-calc-nogui poppler-utils
-               postgresql redis-server)
+               postgresql redis-server systemd)
 fi
 missing=()
 for pkg in "${packages[@]}"; do

@@ -107,6 +107,8 @@ def imports() -> tuple[Import, ...]:
 def layer(name: str) -> str:
     """The layer of a module: a package under reporter/, or the foundation."""
     parts = name.split(".")
+    if parts[1:] == ["__main__"]:  # ``python -m reporter``: the command line's entry point
+        return "cli"
     if len(parts) == 1 or parts[1] in FOUNDATION_MODULES:
         return FOUNDATION
     if parts[1] in ALLOWED:

@@ -31,12 +31,18 @@ def one_line_error(result: Result, *needles: str) -> None:
 def test_org_and_member_commands(cli) -> None:  # type: ignore[no-untyped-def]
     result = cli("org", "set", "acme", "--name", "Acme Corp", "--timezone", "Asia/Kathmandu")
     assert result.exit_code == 0
-    assert result.output == "acme: Acme Corp (Asia/Kathmandu)\n"
-    assert cli("org", "set", "beta").output == "beta: beta (UTC)\n"
-    assert cli("org", "list").output == "acme\tAcme Corp\tAsia/Kathmandu\nbeta\tbeta\tUTC\n"
+    assert result.output == "created organization acme\nacme: Acme Corp (Asia/Kathmandu)\n"
+    assert cli("org", "set", "beta").output == "created organization beta\nbeta: beta (UTC)\n"
+    assert cli("org", "set", "beta").output == "beta: beta (UTC)\n"  # nothing new
+    assert cli("org", "list").output == ("slug\tname\ttimezone\tmonthly budget\n"
+                                         "acme\tAcme Corp\tAsia/Kathmandu\t-\n"
+                                         "beta\tbeta\tUTC\t-\n")
     result = cli("member", "set", "gamma", "Alice@x.com", "--role", "admin", "--name", "Al")
     assert result.exit_code == 0
-    assert result.output == "gamma: alice@x.com (admin)\n"
+    assert result.output == ("created organization gamma\n"
+                             "created member alice@x.com in gamma\n"
+                             "gamma: alice@x.com (admin)\n")
+    assert cli("member", "set", "gamma", "alice@x.com").output == "gamma: alice@x.com (admin)\n"
     assert "gamma\tgamma\tUTC" in cli("org", "list").output  # created on the way
     result = cli("member", "remove", "gamma", "alice@x.com")
     assert result.exit_code == 0
@@ -314,7 +320,7 @@ def test_shared_options_go_before_or_after_the_command(tmp_path: Path,
     assert mixed.stdout == before.stdout, mixed.stderr
     # the group's option reaches a subgroup's command
     listed = CliRunner().invoke(main, ["--db", url, "org", "list"])
-    assert listed.stdout == "acme\tacme\tUTC\n", listed.stderr
+    assert listed.stdout.splitlines()[1:] == ["acme\tacme\tUTC\t-"], listed.stderr
     # -v at either place turns on INFO logging
     result = CliRunner().invoke(main, ["-v", "--db", f"sqlite:///{tmp_path / 'b.db'}",
                                        "org", "set", "acme"])

@@ -127,7 +127,7 @@ def test_bad_jsonl_rows(engine: Engine, tmp_path: Path) -> None:
         good,                                                    # 1
         "{not json",                                             # 2
         "[1, 2]",                                                # 3
-        {**row("u", "2024-05-01T10:00Z"), "colour": "red"},       # 4 unknown key
+        {**row("u", "2024-05-01T10:00Z"), "cost_usd": "1e-3"},     # 4 exponent
         "",                                                      # 5 blank: skipped
         {**row("t", "2024-05-01T10:00Z"), "input_tokens": -1},    # 6
         {**row("f", "2024-05-01T10:00Z"), "input_tokens": 2.0},   # 7
@@ -144,7 +144,7 @@ def test_bad_jsonl_rows(engine: Engine, tmp_path: Path) -> None:
     assert sorted(got) == [2, 3, 4, 6, 7, 8, 9, 10, 11]
     assert "not valid JSON" in got[2]
     assert "expected a JSON object" in got[3]
-    assert "unknown column 'colour'" in got[4]
+    assert "cost_usd '1e-3' is not a decimal number" in got[4]
     assert "input_tokens" in got[6]
     assert "input_tokens" in got[7]
     assert "input_tokens" in got[8]
@@ -160,7 +160,7 @@ def test_unknown_and_missing_csv_columns_are_named(sqlite_engine: Engine, tmp_pa
     path.write_text("id,timestamp,organization,user_email,model,input_tokens,output_tokens,"
                     "cost_usd,colour\n", encoding="utf-8")
     with pytest.raises(IngestError, match=r"u\.csv:1: unknown column\(s\) 'colour'"):
-        ingest_file(sqlite_engine, str(path))
+        ingest_file(sqlite_engine, str(path), strict=True)
     path.write_text("id,timestamp,organization,user_email,model,input_tokens,cost_usd\n",
                     encoding="utf-8")
     with pytest.raises(IngestError, match=r"missing column\(s\) 'output_tokens'"):

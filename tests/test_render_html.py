@@ -350,6 +350,7 @@ def test_a_year_opens_under_5_mb_with_every_row_a_click_away(browser: Any, tmp_p
     rows.filter(has_text="2025-07-04").locator("summary").click()
     want = next(r for r in expected if r["date"] == "2025-07-04")
     members = page.locator("#by-model-day tbody.detail tr.member.deep")
+    members.nth(len(want["members"]) - 1).wait_for()  # the rows are drawn as the day opens
     assert members.count() == len(want["members"])
     assert [_figures(m.locator("td").all_inner_texts()[:3]) for m in members.all()] == [
         _expected(m, places) for m in want["members"]]

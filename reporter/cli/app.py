@@ -88,6 +88,8 @@ class Context:
 #: the file is missing
 CREATES_DATABASE = frozenset({"ingest", "org set", "member set", "demo", "run", "backfill"})
 DEFAULT_CONFIG = "jobs.yaml"
+#: the environment variable naming the jobs file when ``--config`` is not given
+CONFIG_ENV = "REPORTER_CONFIG"
 _SHARED = "reporter.shared_options"
 
 
@@ -109,7 +111,25 @@ def _shared_options(func: F) -> F:
                         help="Database URL (default: REPORTER_DATABASE_URL, the config's "
                              "'database', then sqlite:///reporter.db).")(func)
     return click.option("--config", "config", default=None, metavar="PATH",
-                        help=f"The jobs file (default: {DEFAULT_CONFIG}).")(func)
+                        help=f"The jobs file (default: {CONFIG_ENV}, then {DEFAULT_CONFIG}; "
+                             f"only the default may be absent).")(func)
+
+
+def config_path(given: str | None) -> str:
+    """The jobs file a command reads: ``--config``, then REPORTER_CONFIG, then the default
+    ``./jobs.yaml``. A file that was named and does not exist is an error before anything
+    is read or written (a misspelt name must not fall back to a local SQLite database);
+    only the default may be absent."""
+    named, source = ((given, "--config") if given
+                     else (os.environ.get(CONFIG_ENV) or None, CONFIG_ENV))
+    if named is None:
+        return DEFAULT_CONFIG
+    path = Path(named)
+    if not path.exists():
+        raise ReporterError(f"{source} {named}: no such file")
+    if path.is_dir():
+        raise ReporterError(f"{source} {named}: is a folder, not a jobs file")
+    return named
 
 
 def creates_database(func: F) -> F:
@@ -134,7 +154,7 @@ def common(func: F) -> F:
     def wrapper(config: str | None, db_url: str | None, verbose: int, **kwargs: Any) -> Any:
         click_ctx = click.get_current_context()
         shared = click_ctx.meta.get(_SHARED, {})
-        config = config or shared.get("config") or DEFAULT_CONFIG
+        config = config_path(config or shared.get("config"))
         db_url = db_url or shared.get("db_url")
         _setup_logging(verbose + shared.get("verbose", 0))
         context = Context(config, db_url, create_database=creates

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from datetime import date
@@ -14,7 +15,7 @@ from reporter.cli.app import Context, Group, common, main, period_options
 from reporter.errors import ReporterError
 from reporter.jobs import run
 from reporter.report import aggregate, budget
-from reporter.store import demo, ingest, projectid
+from reporter.store import demo, ingest, projectid, removal
 from reporter.store import orgs as store
 
 
@@ -30,8 +31,11 @@ def project_id_command(ctx: Context, path: str) -> None:
 
 @main.command("ingest")
 @click.argument("files", nargs=-1, required=True)
+@click.option("--strict", is_flag=True,
+              help="Refuse columns and keys reporter does not know (default: ignore them "
+                   "with a warning).")
 @common
-def ingest_command(ctx: Context, files: tuple[str, ...]) -> None:
+def ingest_command(ctx: Context, files: tuple[str, ...], strict: bool) -> None:
     """Load usage events from CSV or JSONL FILES ('-' reads standard input)."""
     total = ingest.IngestResult()
     failed = False
@@ -39,9 +43,13 @@ def ingest_command(ctx: Context, files: tuple[str, ...]) -> None:
     def show(message: str) -> None:
         click.echo(message, err=True)
 
+    def warn(message: str) -> None:
+        click.echo(f"reporter: warning: {message}", err=True)
+
     for path in files:
         try:
-            result = ingest.ingest_file(ctx.engine, path, on_error=show)
+            result = ingest.ingest_file(ctx.engine, path, on_error=show, strict=strict,
+                                        on_warning=warn)
         except ReporterError as exc:
             click.echo(f"reporter: error: {exc}", err=True)
             failed = True
@@ -102,7 +110,8 @@ def org_set(ctx: Context, slug: str, name: str | None, timezone: str | None,
 
     A SLUG is lowercase letters a-z, digits, '-', '_' and '.', starting with a letter or a
     digit, at most 100 characters."""
-    info = store.set_org(ctx.engine, slug, name=name, timezone=timezone, monthly_budget=budget)
+    info = store.set_org(ctx.engine, slug, name=name, timezone=timezone, monthly_budget=budget,
+                         announce=click.echo)
     click.echo(f"{info.slug}: {info.name} ({info.timezone})"
                + _budget_text(info.monthly_budget_nanos))
 
@@ -112,11 +121,43 @@ def _budget_text(nanos: int | None) -> str:
 
 
 @org_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
 @common
-def org_list(ctx: Context) -> None:
-    """List organizations."""
-    for info in store.list_orgs(ctx.engine):
-        click.echo(f"{info.slug}\t{info.name}\t{info.timezone}")
+def org_list(ctx: Context, as_json: bool) -> None:
+    """List organizations: slug, name, timezone and monthly budget (tab-separated)."""
+    found = store.list_orgs(ctx.engine)
+    if as_json:
+        click.echo(json.dumps([{"slug": o.slug, "name": o.name, "timezone": o.timezone,
+                                "monthly_budget_usd": _usd(o.monthly_budget_nanos)}
+                               for o in found], ensure_ascii=False, indent=2))
+        return
+    click.echo("slug\tname\ttimezone\tmonthly budget")
+    for info in found:
+        click.echo(f"{info.slug}\t{info.name}\t{info.timezone}\t"
+                   f"{_usd(info.monthly_budget_nanos) or '-'}")
+
+
+def _usd(nanos: int | None) -> str | None:
+    """A budget as exact USD text (``5000.00``), None for no budget."""
+    return None if nanos is None else money.format_usd(nanos)
+
+
+@org_group.command("remove")
+@click.argument("slug")
+@click.option("--yes", is_flag=True, help="Delete; without it, only say what would go.")
+@common
+def org_remove(ctx: Context, slug: str, yes: bool) -> None:
+    """Delete an organization and everything of it: usage events, members, run records, and
+    users in no other organization. Without --yes, print what would be deleted and exit 1.
+    Stored report files and outbox messages stay on disk."""
+    if not yes:
+        found = removal.preview(ctx.engine, slug)
+        click.echo(f"{slug}: would delete {found.describe()}")
+        click.echo(f"reporter: nothing deleted; run 'reporter org remove {slug} --yes' to "
+                   f"delete", err=True)
+        sys.exit(1)
+    done = removal.remove(ctx.engine, slug)
+    click.echo(f"{slug}: deleted {done.describe()}")
 
 
 @main.group("member", cls=Group)
@@ -137,8 +178,30 @@ def member_set(ctx: Context, slug: str, email: str, role: str | None, name: str 
     """Add a member to an organization or change their role, name (the name this
     organization shows; other organizations keep their own) or monthly budget."""
     info = store.set_member(ctx.engine, slug, email, role=role, name=name,
-                            monthly_budget=budget)
+                            monthly_budget=budget, announce=click.echo)
     click.echo(f"{slug}: {info.email} ({info.role})" + _budget_text(info.monthly_budget_nanos))
+
+
+@member_group.command("list")
+@click.argument("slug")
+@click.option("--all", "everyone", is_flag=True, help="Also members who were removed.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array instead of a table.")
+@common
+def member_list(ctx: Context, slug: str, everyone: bool, as_json: bool) -> None:
+    """List the members of an organization: email, name, role and monthly budget."""
+    org = store.get_org(ctx.engine, slug)
+    found = store.members(ctx.engine, org.id, include_removed=everyone)
+    if as_json:
+        click.echo(json.dumps([{"email": m.email, "name": m.name, "role": m.role,
+                                "monthly_budget_usd": _usd(m.monthly_budget_nanos),
+                                "removed": not m.active} for m in found],
+                              ensure_ascii=False, indent=2))
+        return
+    click.echo("email\tname\trole\tmonthly budget" + ("\tstate" if everyone else ""))
+    for m in found:
+        state = ("\tpresent" if m.active else "\tremoved") if everyone else ""
+        click.echo(f"{m.email}\t{m.name or '-'}\t{m.role}\t"
+                   f"{_usd(m.monthly_budget_nanos) or '-'}{state}")
 
 
 @member_group.command("remove")
@@ -165,8 +228,13 @@ def _finite(value: float) -> float:
               callback=lambda _c, _p, v: _finite(v), help="Multiply demo activity (0.01 to 100).")
 @common
 def demo_command(ctx: Context, days: int, scale: float) -> None:
-    """Create the database, load demo data, run every job once, print where the files are."""
+    """Create the database, load demo data, run every job once, print where the files are.
+
+    Only on a database that is empty or holds nothing but demo data (name another with
+    --db), and delivering only to the outbox: never through a configured mail server,
+    webhook or source."""
     now = ctx.now()
+    demo.check_only_demo(ctx.engine, ctx.database_url)
     demo.load(ctx.engine, now, days=days, scale=scale)
     for path in run.run_every_job(ctx.engine, ctx.config, now=now):
         click.echo(str(path))

@@ -11,8 +11,9 @@ import click
 from reporter import config as config_module
 from reporter.cli import wording
 from reporter.cli.app import Context, _date, common, main, period_options
+from reporter.config import Config
 from reporter.errors import ReporterError
-from reporter.jobs import ledger, run
+from reporter.jobs import checks, ledger, run, sendtest
 from reporter.jobs.units import Outcome
 from reporter.service import executors, triggers
 from reporter.service.scheduler import next_runs
@@ -20,12 +21,14 @@ from reporter.store import orgs as store
 
 
 def _run_and_print(ctx: Context, job: str, span: run.Span, *, now: datetime, force: bool,
-                   dry_run: bool) -> None:
+                   dry_run: bool, config: Config | None = None) -> None:
     """Run units through the configured executor: a line per unit as it ends, a progress
     bar on a terminal when there are several, then the summary. Exit 1 when a unit failed
-    or, unless it is a dry run, was held by another process (this run did not deliver it)."""
-    config = ctx.config
-    executor = executors.from_config(config, ctx.database_url)
+    or, unless it is a dry run, was held by another process (this run did not deliver it).
+    A ``config`` changed from the file's runs in this process (workers read the file)."""
+    executor = (executors.from_config(ctx.config, ctx.database_url) if config is None
+                else None)
+    config = config or ctx.config
 
     def show(outcome: Outcome) -> None:
         click.echo(wording.line(outcome))
@@ -81,12 +84,34 @@ def run_command(ctx: Context, job: str, orgs: tuple[str, ...], period: str | Non
               help="Only this organization (repeatable).")
 @click.option("--force", is_flag=True, help="Re-deliver periods already delivered.")
 @click.option("--dry-run", is_flag=True, help="Show what would be done; change nothing.")
+@click.option("--store-only", is_flag=True,
+              help="Only store the files under the output folder: no email, no webhook.")
 @common
 def backfill_command(ctx: Context, job: str, first: date, last: date, orgs: tuple[str, ...],
-                     force: bool, dry_run: bool) -> None:
-    """Run JOB for every complete period of its kind between --from and --to."""
+                     force: bool, dry_run: bool, store_only: bool) -> None:
+    """Run JOB for every complete period of its kind between --from and --to.
+
+    With --store-only the periods are stored and recorded as delivered, and nobody is
+    emailed or posted to (a later backfill skips them unless --force)."""
     span = run.Span(orgs=list(orgs) or None, first=first, last=last, backfill=True)
-    _run_and_print(ctx, job, span, now=ctx.now(), force=force, dry_run=dry_run)
+    config = run.store_only(ctx.config, job) if store_only else None
+    _run_and_print(ctx, job, span, now=ctx.now(), force=force, dry_run=dry_run, config=config)
+
+
+@main.command("send-test")
+@click.argument("job")
+@click.option("--to", "to", multiple=True, metavar="ADDRESS",
+              help="Send the test email here (repeatable; default: the job's address list, "
+                   "else the sender address).")
+@common
+def send_test_command(ctx: Context, job: str, to: tuple[str, ...]) -> None:
+    """Send one short test message through JOB's channels (its mail server or the outbox,
+    its webhook) and print what each answered; exit 1 when one failed."""
+    answers = sendtest.send_test(ctx.config, job, now=ctx.now(), to=to)
+    for answer in answers:
+        click.echo(f"{answer.channel}: {'ok' if answer.ok else 'failed'}: {answer.text}")
+    if not all(answer.ok for answer in answers):
+        sys.exit(1)
 
 
 @main.command("validate")
@@ -117,6 +142,8 @@ def validate_command(ctx: Context) -> None:
         click.echo(message, err=True)
     if problems:
         sys.exit(1)
+    for message in checks.warnings(ctx.engine, config):
+        click.echo(f"warning: {message}", err=True)
     click.echo(f"{config.path}: ok ({len(config.jobs)} jobs)")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 
@@ -94,9 +94,26 @@ def run_job(engine: Engine, config: Config, name: str, *, now: datetime,
                             executor=executor, progress=progress)
 
 
+def outbox_only(config: Config) -> Config:
+    """The config with every way out of this machine taken away: no SMTP server (emails go
+    to the outbox), no webhook, no source to sync. What the demo runs with, so its reports
+    never reach a real person, a real hook or a real gateway database."""
+    jobs = {name: replace(job, webhook=None, sync=False) for name, job in config.jobs.items()}
+    return replace(config, smtp=None, sources={}, jobs=jobs)
+
+
+def store_only(config: Config, name: str) -> Config:
+    """The config with job ``name`` only storing its files: no email, no webhook (``backfill
+    --store-only``). Its units are recorded in the ledger as delivered, by the store."""
+    job = replace(config.job(name), email=None, webhook=None, keep_files=True)
+    return replace(config, jobs={**config.jobs, name: job})
+
+
 def run_every_job(engine: Engine, config: Config, *, now: datetime) -> list[Path]:
-    """Run each enabled job of the config once (what ``reporter demo`` does after loading its
-    data); the files stored and the outbox messages. DeliveryError when a unit failed."""
+    """Run each enabled job of the config once, delivering only to the outbox and the output
+    folder (``outbox_only``; what ``reporter demo`` does after loading its data); the files
+    stored and the outbox messages. DeliveryError when a unit failed."""
+    config = outbox_only(config)
     written: list[Path] = []
     failures = []
     for name, job in config.jobs.items():

@@ -9,11 +9,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
+from reporter.errors import ReporterError
 from reporter.periods import local_midnight, zone
+from reporter.store import db
 from reporter.store import orgs as store
 from reporter.store.ingest import IngestResult, ingest_rows
+from reporter.store.schema import Membership, Organization, UsageEvent, User
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +28,8 @@ MODELS: dict[str, tuple[int, int]] = {
     "mistralai/codestral-2508": (0, 1),
     "openai/gpt-4": (30, 60),
 }
+#: how every demo usage event's id begins
+EVENT_PREFIX = "demo-"
 PROJECTS = ("example-repo", "billing-service", "mobile-app", "data-pipeline", None)
 
 
@@ -123,9 +128,36 @@ def demo_events(org: DemoOrg, first: date, last: date, seed: int = 7,
             for number in range(count):
                 hour = min(23.99, max(0.0, rng.gauss(14, 3.5)))
                 moment = start + timedelta(hours=hour)
-                yield event(rng, f"demo-{org.slug}-{day.isoformat()}-{member.email}-{number}",
-                            moment.astimezone(UTC), org.slug, member.email)
+                event_id = f"{EVENT_PREFIX}{org.slug}-{day.isoformat()}-{member.email}-{number}"
+                yield event(rng, event_id, moment.astimezone(UTC), org.slug, member.email)
         day += timedelta(days=1)
+
+
+def check_only_demo(engine: Engine, url: str) -> None:
+    """ReporterError unless the database is empty or holds nothing but demo data: no other
+    organization, no member the demo did not make, no usage event it did not generate. The
+    demo must never mix its rows into real ones nor mail real people."""
+    demo_orgs = {org.slug: {m.email for m in org.members} for org in ORGS}
+    with engine.connect() as conn:
+        other_org = conn.scalar(select(Organization.slug)
+                                .where(Organization.slug.not_in(list(demo_orgs))).limit(1))
+        other_member = None
+        for slug, email in conn.execute(
+                select(Organization.slug, User.email)
+                .join(Membership, Membership.organization_id == Organization.id)
+                .join(User, User.id == Membership.user_id)):
+            if email not in demo_orgs.get(slug, set()):
+                other_member = f"member {email} of {slug}"
+                break
+        other_event = conn.scalar(select(UsageEvent.id)
+                                  .where(UsageEvent.id.not_like(f"{EVENT_PREFIX}%")).limit(1))
+    found = (f"organization {other_org!r}" if other_org is not None else other_member
+             or (f"usage event {other_event!r}" if other_event is not None else None))
+    if found is not None:
+        raise ReporterError(
+            f"the database {db.display_url(url)} holds data that is not the demo's ({found}); "
+            f"the demo runs only on an empty or demo-only database: name one with --db "
+            f"(e.g. --db sqlite:///demo.db)")
 
 
 def load(engine: Engine, now: datetime, *, days: int = 120, seed: int = 7,

@@ -224,19 +224,23 @@ def ingest_rows(engine: Engine, rows: Iterable[tuple[int, dict[str, Any] | str]]
 
 
 def ingest_file(engine: Engine, path: str,
-                on_error: Callable[[str], None] | None = None) -> IngestResult:
+                on_error: Callable[[str], None] | None = None, *, strict: bool = False,
+                on_warning: Callable[[str], None] | None = None) -> IngestResult:
     """Ingest one CSV or JSONL file (``-`` reads standard input, either format). Bytes that
-    are not UTF-8 reject the row they are in."""
+    are not UTF-8 reject the row they are in. Unknown columns and keys are left out with
+    one ``on_warning`` per file, or refused when ``strict`` (see readers.read_rows)."""
     if path == "-":
         stream: IO[str] = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig",
                                            errors="surrogateescape", newline="")
         first = stream.readline()
         fmt = "jsonl" if first.lstrip().startswith("{") else "csv"
         lines = itertools.chain([first], stream)
-        return ingest_rows(engine, read_rows(lines, "<stdin>", fmt), "<stdin>", on_error)
+        return ingest_rows(engine, read_rows(lines, "<stdin>", fmt, strict=strict,
+                                             on_warning=on_warning), "<stdin>", on_error)
     fmt = detect_format(path)
     file = Path(path)
     if not file.is_file():
         raise IngestError(f"{path}: no such file")
     with file.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as stream:
-        return ingest_rows(engine, read_rows(stream, path, fmt), path, on_error)
+        return ingest_rows(engine, read_rows(stream, path, fmt, strict=strict,
+                                             on_warning=on_warning), path, on_error)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -188,10 +189,24 @@ def list_orgs(engine: Engine) -> list[OrgInfo]:
         return [_info(r) for r in conn.execute(select(*_ORG_COLUMNS).order_by(Organization.slug))]
 
 
+#: what a new organization gets when nothing else is said (ingest, sync, ``member set``)
+DEFAULT_TIMEZONE = "UTC"
+#: the role a new member gets when nothing else is said
+DEFAULT_ROLE = "member"
+#: told what was created: ``created organization acme``, ``created member a@b.c in acme``
+Announce = Callable[[str], None]
+
+
+def _quiet(_message: str) -> None:
+    """An Announce that says nothing."""
+
+
 def set_org(engine: Engine, slug: str, *, name: str | None = None,
-            timezone: str | None = None, monthly_budget: str | None = None) -> OrgInfo:
-    """Create or change an organization; a new one defaults to its slug as name and UTC.
-    ``monthly_budget`` is the text of an amount (``5000.00``) or ``none`` to clear it."""
+            timezone: str | None = None, monthly_budget: str | None = None,
+            announce: Announce = _quiet) -> OrgInfo:
+    """Create or change an organization; a new one defaults to its slug as name and UTC
+    (and ``announce`` is told). ``monthly_budget`` is the text of an amount (``5000.00``) or
+    ``none`` to clear it."""
     slug = check_slug(slug)
     if timezone is not None:
         periods.zone(timezone)
@@ -201,19 +216,23 @@ def set_org(engine: Engine, slug: str, *, name: str | None = None,
     if monthly_budget is not None:
         changes["monthly_budget_nanos"] = parse_budget(monthly_budget)
     with engine.begin() as conn:
-        org_id, created = ensure_org(conn, slug, name, timezone or "UTC")
+        org_id, created = ensure_org(conn, slug, name, timezone or DEFAULT_TIMEZONE)
         changes.update({k: v for k, v in (("name", name), ("timezone", timezone))
                         if v is not None and not created})
         if changes:
             conn.execute(update(Organization).where(Organization.id == org_id).values(changes))
-        return _info(conn.execute(select(*_ORG_COLUMNS).where(Organization.id == org_id)).one())
+        info = _info(conn.execute(select(*_ORG_COLUMNS).where(Organization.id == org_id)).one())
+    if created:
+        announce(f"created organization {slug}")
+    return info
 
 
 def set_member(engine: Engine, slug: str, email: str, *, role: str | None = None,
-               name: str | None = None, monthly_budget: str | None = None) -> MemberInfo:
-    """Create or change a member of an organization (creating either as needed); the name is
-    this organization's name for them, other organizations keep theirs. ``monthly_budget``
-    is the text of an amount (``500``) or ``none`` to clear it."""
+               name: str | None = None, monthly_budget: str | None = None,
+               announce: Announce = _quiet) -> MemberInfo:
+    """Create or change a member of an organization (creating either as needed, and telling
+    ``announce``); the name is this organization's name for them, other organizations keep
+    theirs. ``monthly_budget`` is the text of an amount (``500``) or ``none`` to clear it."""
     if role is not None and role not in ROLES:
         raise ReporterError(f"unknown role {role!r} (one of: {', '.join(ROLES)})")
     email = addresses.normalize(email)
@@ -224,10 +243,11 @@ def set_member(engine: Engine, slug: str, email: str, *, role: str | None = None
     if monthly_budget is not None:
         budget["monthly_budget_nanos"] = parse_budget(monthly_budget)
     with engine.begin() as conn:
-        org_id, _ = ensure_org(conn, slug)
+        org_id, org_created = ensure_org(conn, slug)
         user_id = ensure_user(conn, email)
         changes: dict[str, Any] = dict(budget)
-        if not ensure_membership(conn, org_id, user_id, role or "member", name):
+        member_created = ensure_membership(conn, org_id, user_id, role or DEFAULT_ROLE, name)
+        if not member_created:
             changes["removed_at"] = None
             if role is not None:
                 changes["role"] = role
@@ -240,6 +260,10 @@ def set_member(engine: Engine, slug: str, email: str, *, role: str | None = None
         row = conn.execute(select(Membership.role, Membership.name,
                                   Membership.monthly_budget_nanos).where(
             Membership.organization_id == org_id, Membership.user_id == user_id)).one()
+    if org_created:
+        announce(f"created organization {slug}")
+    if member_created:
+        announce(f"created member {email} in {slug}")
     return MemberInfo(user_id, email, row.name, row.role, True, row.monthly_budget_nanos)
 
 

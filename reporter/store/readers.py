@@ -6,15 +6,40 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator
-from decimal import Decimal
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from reporter.errors import IngestError
-from reporter.store.validate import FIELDS, REQUIRED
+from reporter.store.validate import FIELDS, REQUIRED, JsonNumber, show
 
 Row = tuple[int, dict[str, Any] | str]
+#: told once per file about what was left out: ``usage.csv: ignored unknown column 'region'``
+Warn = Callable[[str], None]
 _STRAY = "is a '\"' stray?"
+#: separators people's spreadsheets write instead of ','
+_OTHER_DELIMITERS = {";": "';'", "\t": "a tab", "|": "'|'"}
+#: how many unknown names a warning lists
+_SHOWN = 10
+
+
+def _ignore(_message: str) -> None:
+    """A Warn that says nothing."""
+
+
+def _names(names: Iterable[str]) -> str:
+    listed = sorted(set(names))
+    text = ", ".join(show(n) for n in listed[:_SHOWN])
+    return text + (f" and {len(listed) - _SHOWN} more" if len(listed) > _SHOWN else "")
+
+
+def _delimiter_hint(header: list[str]) -> str:
+    """A hint when the header is one field that another separator would split into ours."""
+    for delimiter, called in _OTHER_DELIMITERS.items():
+        parts = [p.strip().strip('"') for h in header for p in h.split(delimiter)]
+        if len(parts) > len(header) and FIELDS.intersection(parts):
+            return (f"the header is separated by {called}, not ',': reporter reads "
+                    f"comma-separated CSV (export the file again with ',' as the delimiter)")
+    return ""
 
 
 class _Lines:
@@ -62,7 +87,7 @@ def _framing(exc: csv.Error, taken: list[tuple[int, str]]) -> str:
     return f"not valid CSV ({why})"
 
 
-def _header(reader: Any, name: str) -> list[str] | None:
+def _header(reader: Any, name: str, strict: bool, warn: Warn) -> list[str] | None:
     try:
         header = next(reader)
     except StopIteration:
@@ -74,23 +99,34 @@ def _header(reader: Any, name: str) -> list[str] | None:
         raise IngestError(f"{name}:1: not UTF-8 text")
     unknown = [h for h in header if h not in FIELDS]
     missing = [h for h in REQUIRED if h not in header]
-    if unknown or missing:
+    hint = _delimiter_hint(header) if missing else ""
+    if hint:
+        raise IngestError(f"{name}:1: {hint}")
+    if missing or (unknown and strict):
         parts = []
         if unknown:
             parts.append("unknown column(s) " + ", ".join(repr(h) for h in unknown))
         if missing:
             parts.append("missing column(s) " + ", ".join(repr(h) for h in missing))
         raise IngestError(f"{name}:1: {'; '.join(parts)} (known: {', '.join(sorted(FIELDS))})")
+    if unknown:
+        warn(f"{name}: ignored unknown column{'s' if len(unknown) > 1 else ''} "
+             f"{_names(unknown)} (--strict refuses them)")
     return header
 
 
-def read_csv(stream: Iterable[str], name: str) -> Iterator[Row]:
-    """``(line, row)`` or ``(line, error)`` for each record of a CSV file with a header."""
+def read_csv(stream: Iterable[str], name: str, *, strict: bool = False,
+             on_warning: Warn = _ignore) -> Iterator[Row]:
+    """``(line, row)`` or ``(line, error)`` for each record of a CSV file with a header.
+    Columns that are not usage fields are left out of every row, with one warning naming
+    them; ``strict`` makes them an error of the file."""
     lines = _Lines(stream)
     reader = csv.reader(lines, strict=True)
-    header = _header(reader, name)
+    header = _header(reader, name, strict, on_warning)
     if header is None:
         return
+    keep = [index for index, column in enumerate(header) if column in FIELDS]
+    known = [header[index] for index in keep]
     while True:
         lines.start()
         try:
@@ -116,16 +152,28 @@ def read_csv(stream: Iterable[str], name: str) -> Iterator[Row]:
             else:
                 yield taken[0][0], f"expected {len(header)} fields, found {len(values)}"
             continue
-        yield taken[0][0], dict(zip(header, values, strict=True))
+        yield taken[0][0], dict(zip(known, [values[index] for index in keep], strict=True))
 
 
-def read_jsonl(stream: Iterable[str]) -> Iterator[Row]:
-    """``(line, row)`` or ``(line, error)`` for each non-blank line of a JSON Lines file."""
+def read_jsonl(stream: Iterable[str], name: str = "<jsonl>", *, strict: bool = False,
+               on_warning: Warn = _ignore) -> Iterator[Row]:
+    """``(line, row)`` or ``(line, error)`` for each non-blank line of a JSON Lines file.
+    Numbers keep the text they were written as (JsonNumber). Keys that are not usage
+    fields are left out, with one warning naming them all once the file is read;
+    ``strict`` makes them an error of their row."""
+    unknown: set[str] = set()
+    yield from _jsonl_rows(stream, strict, unknown)
+    if unknown:
+        on_warning(f"{name}: ignored unknown key{'s' if len(unknown) > 1 else ''} "
+                   f"{_names(unknown)} (--strict refuses them)")
+
+
+def _jsonl_rows(stream: Iterable[str], strict: bool, unknown: set[str]) -> Iterator[Row]:
     for number, text in enumerate(stream, start=1):
         if not text.strip():
             continue
         try:
-            data = json.loads(text, parse_float=Decimal)
+            data = json.loads(text, parse_float=JsonNumber)
         except json.JSONDecodeError as exc:
             yield number, f"not valid JSON ({exc.msg})"
             continue
@@ -138,15 +186,27 @@ def read_jsonl(stream: Iterable[str]) -> Iterator[Row]:
         if not isinstance(data, dict):
             yield number, "expected a JSON object"
             continue
+        extra = [key for key in data if key not in FIELDS]
+        if extra and strict:
+            yield number, (f"unknown key{'s' if len(extra) > 1 else ''} {_names(extra)} "
+                           f"(known: {', '.join(sorted(FIELDS))})")
+            continue
+        if extra:
+            unknown.update(extra)
+            data = {key: value for key, value in data.items() if key in FIELDS}
         yield number, data
 
 
-def read_rows(stream: Iterable[str], name: str, fmt: str) -> Iterator[Row]:
-    """Yield ``(line, row)`` or ``(line, error message)`` from a CSV or JSONL stream."""
+def read_rows(stream: Iterable[str], name: str, fmt: str, *, strict: bool = False,
+              on_warning: Warn | None = None) -> Iterator[Row]:
+    """Yield ``(line, row)`` or ``(line, error message)`` from a CSV or JSONL stream; unknown
+    columns and keys are left out with one ``on_warning`` per file, or refused when
+    ``strict``."""
+    warn = on_warning or _ignore
     if fmt == "csv":
-        return read_csv(stream, name)
+        return read_csv(stream, name, strict=strict, on_warning=warn)
     if fmt == "jsonl":
-        return read_jsonl(stream)
+        return read_jsonl(stream, name, strict=strict, on_warning=warn)
     raise IngestError(f"{name}: unknown format {fmt!r} (csv or jsonl)")
 
 

@@ -28,6 +28,19 @@ _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+class JsonNumber(Decimal):
+    """A JSON number read exactly, with the text it was written as: a cost is judged by
+    that text, by the same rule as a CSV cost (so ``1e-3`` is refused in both)."""
+
+    written: str
+
+    def __new__(cls, text: str) -> JsonNumber:
+        """The number of ``text``, remembering ``text``."""
+        number = super().__new__(cls, text)
+        number.written = text
+        return number
+
+
 class RowError(ValueError):
     """One row is bad; the message says why."""
 
@@ -100,8 +113,10 @@ def _cost(row: dict[str, Any]) -> int:
         text = cost
     elif type(cost) is int:
         text = str(cost)
+    elif isinstance(cost, JsonNumber):
+        text = cost.written  # a JSON number, judged as written
     elif isinstance(cost, Decimal) and cost.is_finite():
-        text = format(cost, "f")  # a JSON number, read exactly
+        text = format(cost, "f")
     else:
         raise RowError(f"cost_usd must be a decimal string, not {show(cost)}")
     if len(text) > 40:
