@@ -107,12 +107,17 @@ def column_css(report: Report, places: int) -> str:
                    for selector, em in widths.items())
 
 
-def render(report: Report, options: object = None) -> bytes:
-    """The report as a PDF: real text, title and metadata, "Page X of Y" on every page."""
+def print_page(report: Report, options: object = None) -> str:
+    """The HTML the PDF is printed from: the print page, rolled up, with its column widths."""
     text = page(report, options, medium="pdf", limits=LIMITS)
     amounts = [row.cost_nanos for row in report.by_project + report.by_member]
     places = max(report.cost_places, money.places_needed(amounts))
-    text = text.replace("</head>", f"<style>\n{column_css(report, places)}</style>\n</head>", 1)
+    return text.replace("</head>", f"<style>\n{column_css(report, places)}</style>\n</head>", 1)
+
+
+def render(report: Report, options: object = None) -> bytes:
+    """The report as a PDF: real text, title and metadata, "Page X of Y" on every page."""
+    text = print_page(report, options)
     started = time.perf_counter()
     document = _Page(text).render()
     data: bytes = document.write_pdf()
