@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import functools
 
-from email_validator import EmailNotValidError, validate_email
-
 from reporter.errors import ReporterError
 
 #: the longest address a mail server must accept (RFC 5321: 64 + 1 + 255, as stored)
@@ -32,6 +30,8 @@ def normalize(text: str) -> str:
         raise AddressError("the email address is empty")
     if len(stripped) > MAX_LENGTH:
         raise AddressError(f"email address is longer than {MAX_LENGTH} characters")
+    from email_validator import EmailNotValidError, validate_email  # 25 ms: on first use
+
     try:
         checked = validate_email(stripped, check_deliverability=False,
                                  allow_smtputf8=True, allow_display_name=False)

@@ -12,10 +12,7 @@ import click
 from reporter import money, render
 from reporter.cli.app import Context, Group, common, main, period_options
 from reporter.errors import ReporterError
-from reporter.jobs import runner
-from reporter.report import aggregate, budget
-from reporter.store import demo, ingest, projectid
-from reporter.store import orgs as store
+from reporter.store import projectid
 
 
 @main.command("project-id")
@@ -33,6 +30,8 @@ def project_id_command(ctx: Context, path: str) -> None:
 @common
 def ingest_command(ctx: Context, files: tuple[str, ...]) -> None:
     """Load usage events from CSV or JSONL FILES ('-' reads standard input)."""
+    from reporter.store import ingest
+
     total = ingest.IngestResult()
     failed = False
 
@@ -72,6 +71,8 @@ def generate_command(ctx: Context, org: str, period: str | None, first: date | N
                      last: date | None, member: str | None, formats: str, out: str,
                      templates: str | None) -> None:
     """Generate one report now and print the paths written."""
+    from reporter.report import aggregate, budget
+
     names = render.parse_formats(formats)
     engine = ctx.engine
     resolved = aggregate.resolve_period(engine, org, period, ctx.now(), first=first, last=last,
@@ -101,6 +102,8 @@ def org_set(ctx: Context, slug: str, name: str | None, timezone: str | None,
 
     A SLUG is lowercase letters a-z, digits, '-', '_' and '.', starting with a letter or a
     digit, at most 100 characters."""
+    from reporter.store import orgs as store
+
     info = store.set_org(ctx.engine, slug, name=name, timezone=timezone, monthly_budget=budget)
     click.echo(f"{info.slug}: {info.name} ({info.timezone})"
                + _budget_text(info.monthly_budget_nanos))
@@ -114,6 +117,8 @@ def _budget_text(nanos: int | None) -> str:
 @common
 def org_list(ctx: Context) -> None:
     """List organizations."""
+    from reporter.store import orgs as store
+
     for info in store.list_orgs(ctx.engine):
         click.echo(f"{info.slug}\t{info.name}\t{info.timezone}")
 
@@ -135,6 +140,8 @@ def member_set(ctx: Context, slug: str, email: str, role: str | None, name: str 
                budget: str | None) -> None:
     """Add a member to an organization or change their role, name (the name this
     organization shows; other organizations keep their own) or monthly budget."""
+    from reporter.store import orgs as store
+
     info = store.set_member(ctx.engine, slug, email, role=role, name=name,
                             monthly_budget=budget)
     click.echo(f"{slug}: {info.email} ({info.role})" + _budget_text(info.monthly_budget_nanos))
@@ -146,6 +153,8 @@ def member_set(ctx: Context, slug: str, email: str, role: str | None, name: str 
 @common
 def member_remove(ctx: Context, slug: str, email: str) -> None:
     """Remove a member: their past usage stays in reports, they receive nothing."""
+    from reporter.store import orgs as store
+
     store.remove_member(ctx.engine, slug, email, now=ctx.now())
     click.echo(f"{slug}: removed {email}")
 
@@ -165,6 +174,9 @@ def _finite(value: float) -> float:
 @common
 def demo_command(ctx: Context, days: int, scale: float) -> None:
     """Create the database, load demo data, run every job once, print where the files are."""
+    from reporter.jobs import runner
+    from reporter.store import demo
+
     now = ctx.now()
     demo.load(ctx.engine, now, days=days, scale=scale)
     for path in runner.run_every_job(ctx.engine, ctx.config, now=now):

@@ -10,12 +10,11 @@ import click
 from reporter.cli import wording
 from reporter.cli.app import Context, _date, common, main, period_options
 from reporter.errors import ReporterError
-from reporter.jobs import config as config_module
-from reporter.jobs import ledger, plan, runner, syncing
 from reporter.jobs.units import Outcome, Unit
-from reporter.service import executors
-from reporter.service.scheduler import next_runs
-from reporter.store import orgs as store
+
+#: the run ledger's states (``ledger.STATES``: the ledger, like every library module a command
+#: uses, is imported when the command runs, so that ``reporter --help`` imports none)
+RUN_STATES = ("running", "delivered", "empty", "failed")
 
 
 def _run_and_print(ctx: Context, units: list[Unit], *, now: datetime, force: bool,
@@ -23,6 +22,9 @@ def _run_and_print(ctx: Context, units: list[Unit], *, now: datetime, force: boo
     """Run units through the configured executor: a line per unit as it ends, a progress
     bar on a terminal when there are several, then the summary. Exit 1 when a unit failed
     or, unless it is a dry run, was held by another process (this run did not deliver it)."""
+    from reporter.jobs import runner
+    from reporter.service import executors  # celery: only when units run
+
     config = ctx.config
     executor = executors.from_config(config, ctx.database_url)
 
@@ -66,6 +68,8 @@ def _run_and_print(ctx: Context, units: list[Unit], *, now: datetime, force: boo
 def run_command(ctx: Context, job: str, orgs: tuple[str, ...], period: str | None,
                 first: date | None, last: date | None, force: bool, dry_run: bool) -> None:
     """Run a configured JOB now: its organizations, audiences, formats and deliveries."""
+    from reporter.jobs import plan, syncing
+
     config, now = ctx.config, ctx.now()
     if config.job(job).sync and not dry_run:
         syncing.sync_first(ctx.engine, config, now=now, why=f"job {job}")
@@ -88,6 +92,8 @@ def run_command(ctx: Context, job: str, orgs: tuple[str, ...], period: str | Non
 def backfill_command(ctx: Context, job: str, first: date, last: date, orgs: tuple[str, ...],
                      force: bool, dry_run: bool) -> None:
     """Run JOB for every complete period of its kind between --from and --to."""
+    from reporter.jobs import plan, syncing
+
     config = ctx.config
     if config.job(job).sync and not dry_run:
         syncing.sync_first(ctx.engine, config, now=ctx.now(), why=f"job {job}")
@@ -100,6 +106,9 @@ def backfill_command(ctx: Context, job: str, first: date, last: date, orgs: tupl
 @common
 def validate_command(ctx: Context) -> None:
     """Check the config file; print every problem and exit non-zero when there is one."""
+    from reporter.jobs import config as config_module
+    from reporter.store import orgs as store
+
     try:
         config = ctx.config
     except config_module.ConfigErrors as exc:
@@ -123,13 +132,15 @@ def validate_command(ctx: Context) -> None:
 @main.command("runs")
 @click.option("--job", default=None, help="Only this job.")
 @click.option("--org", default=None, metavar="SLUG", help="Only this organization.")
-@click.option("--state", type=click.Choice(ledger.STATES), default=None, help="Only this state.")
+@click.option("--state", type=click.Choice(RUN_STATES), default=None, help="Only this state.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1_000_000),
               help="At most this many rows (1 to 1,000,000).")
 @common
 def runs_command(ctx: Context, job: str | None, org: str | None, state: str | None,
                  limit: int) -> None:
     """Show the run history, newest first."""
+    from reporter.jobs import ledger
+
     for record in ledger.history(ctx.engine, job=job, organization=org, state=state,
                                  limit=limit):
         click.echo(wording.record_line(record))
@@ -139,6 +150,8 @@ def runs_command(ctx: Context, job: str | None, org: str | None, state: str | No
 @common
 def jobs_command(ctx: Context) -> None:
     """List the configured jobs with their next run times."""
+    from reporter.service.scheduler import next_runs
+
     fires = next_runs(ctx.config, ctx.engine, ctx.now())
     for text in wording.job_lines(ctx.config, fires):
         click.echo(text)

@@ -8,7 +8,6 @@ import click
 
 from reporter.cli.app import Context, common, main
 from reporter.errors import ConfigError
-from reporter.store.sources import load_sources, sync_all
 
 
 @main.command("sync")
@@ -16,6 +15,8 @@ from reporter.store.sources import load_sources, sync_all
 @common
 def sync_command(ctx: Context, names: tuple[str, ...]) -> None:
     """Copy new usage from the configured sources (all, or each NAME) into the store."""
+    from reporter.store.sources import load_sources, sync_all
+
     sources = load_sources(ctx.config_path)  # syncing needs no job: only this section
     if not sources:
         raise ConfigError(f"{ctx.config_path}: no sources configured (see 'sources:' in "

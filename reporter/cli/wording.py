@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from reporter.jobs.config import Config
-from reporter.jobs.ledger import Record
 from reporter.jobs.units import HELD, SKIPPED, Outcome
+
+if TYPE_CHECKING:
+    from reporter.jobs.config import Config
+    from reporter.jobs.ledger import Record
 
 SUMMARY_STATES = (("delivered", "delivered"), ("already", "already delivered"),
                   (HELD, "held"), ("empty", "empty"), (SKIPPED, "skipped"),

@@ -11,13 +11,14 @@ import importlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
-
-from jinja2 import TemplateError, TemplateSyntaxError
+from typing import TYPE_CHECKING, Protocol
 
 from reporter.errors import RenderError
 from reporter.fsutil import atomic_write, ensure_folder, safe_name
 from reporter.report.model import Report, ReportKey
+
+if TYPE_CHECKING:
+    from jinja2 import TemplateError
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ def render(report: Report, fmt: str, options: Options | None = None) -> bytes:
     """The report in format ``fmt`` as bytes."""
     if fmt not in FORMATS:
         raise RenderError(f"unknown format {fmt!r} (one of: {', '.join(FORMATS)})")
+    from jinja2 import TemplateError
+
     module = importlib.import_module(FORMATS[fmt][0])
     renderer: _Renderer = module.render
     options = options or Options()
@@ -74,6 +77,8 @@ def render(report: Report, fmt: str, options: Options | None = None) -> bytes:
 
 def _template_problem(exc: TemplateError, folder: Path) -> str:
     """One line naming the overriding template at fault (``--templates``, ``templates:``)."""
+    from jinja2 import TemplateSyntaxError
+
     if isinstance(exc, TemplateSyntaxError):
         where = f"{exc.filename or exc.name or 'a template'}:{exc.lineno}"
         return f"template {where}: {exc.message}"
