@@ -20,7 +20,6 @@ import multiprocessing
 import os
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -92,9 +91,11 @@ def run(source: Path, workers: int, formats: list[str], max_reports: int) -> dic
     context.set_forkserver_preload(["reporter.render.pdf_report", "reporter.render.xlsx_report",
                                     "reporter.report.aggregate"])
     started = time.perf_counter()
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init,
-                             initargs=(url, formats), max_tasks_per_child=max_reports) as pool:
-        tasks = list(pool.map(report_task, slugs))
+    # multiprocessing's pool: ProcessPoolExecutor can hang replacing workers on Python 3.11
+    # when every task is submitted at once (max_tasks_per_child)
+    with context.Pool(workers, initializer=_init, initargs=(url, formats),
+                      maxtasksperchild=max_reports) as pool:
+        tasks = list(pool.imap(report_task, slugs))
     seconds = time.perf_counter() - started
     warm = [t["cpu"] for t in tasks if not t["first"]] or [t["cpu"] for t in tasks]
     peaks: dict[int, float] = {}  # each worker's peak, in the order the workers started
