@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -52,8 +53,11 @@ class Context:
     def database_url(self) -> str:
         """``--db``, then REPORTER_DATABASE_URL, then the config's ``database``, then the
         default."""
-        from reporter.jobs import config as config_module
         from reporter.store import db
+
+        if self.db_url or os.environ.get(db.ENV_URL):  # the jobs file is not read for it
+            return db.resolve_url(self.db_url)
+        from reporter.jobs import config as config_module
 
         configured = (self._config.database if self._config is not None
                       else config_module.database_setting(self.config_path))

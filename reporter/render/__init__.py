@@ -62,16 +62,16 @@ def render(report: Report, fmt: str, options: Options | None = None) -> bytes:
     """The report in format ``fmt`` as bytes."""
     if fmt not in FORMATS:
         raise RenderError(f"unknown format {fmt!r} (one of: {', '.join(FORMATS)})")
-    from jinja2 import TemplateError
-
     module = importlib.import_module(FORMATS[fmt][0])
     renderer: _Renderer = module.render
     options = options or Options()
     try:
         return renderer(report, options)
-    except TemplateError as exc:
-        if options.templates is None:
-            raise  # a shipped template is wrong: a bug
+    except Exception as exc:
+        from jinja2 import TemplateError  # not for the formats without templates (JSON)
+
+        if not isinstance(exc, TemplateError) or options.templates is None:
+            raise  # a shipped template that is wrong is a bug
         raise RenderError(_template_problem(exc, options.templates)) from exc
 
 
