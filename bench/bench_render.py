@@ -6,9 +6,10 @@ Synthetic usage (fixed seed, 50 members, 10 models) goes into a SQLite file in a
 folder; nothing is written to the repository. Each report is built once, its members' shares
 read into memory, and pickled; every measurement then runs in a fresh interpreter that loads
 the pickle, so its time is the render alone (bench_store measures a report streamed from
-the database) and its peak memory (``VmHWM``) is that process's own. The PDF is compared with
-``chromium --headless --print-to-pdf`` printing the same report's HTML file, timed the same way:
-one process from start to finished file.
+the database) and its peak memory (``VmHWM``) is that process's own. The week's PDF is compared
+with ``chromium --headless --print-to-pdf`` printing the very HTML that reporter hands to
+WeasyPrint (``pdf_report.print_page``), both timed the same way: one cold process from start
+to finished file, runs alternated.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from reporter.periods import Period
-from reporter.render import html_report
+from reporter.render import pdf_report
 from reporter.report import aggregate
 from reporter.store import db
 from reporter.store import orgs as store
@@ -112,6 +113,8 @@ def main() -> None:
     parser.add_argument("--per-day", type=int, default=700, help="events a day (default 700)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--repeat", type=int, default=1, help="best of N runs")
+    parser.add_argument("--periods", default=",".join(PERIODS),
+                        help="which reports (default week,month,year)")
     args = parser.parse_args()
     formats = [f for f in ("html", "pdf", "xlsx", "json")
                if importlib.util.find_spec(f"reporter.render.{f}_report")]
@@ -128,7 +131,8 @@ def main() -> None:
         rows = [["period", "format", "render s", "peak MB", "size", "pages"]]
         compare: list[list[str]] = [["report", "WeasyPrint (ours) s", "Chromium s",
                                      "ours / Chromium", "our pages", "Chromium pages"]]
-        for name, days in PERIODS.items():
+        for name in args.periods.split(","):
+            days = PERIODS[name]
             period = Period("custom", last - timedelta(days=days - 1), last, "UTC")
             report = aggregate.build(engine, "bench", period,
                                      now=datetime(2026, 1, 1, tzinfo=UTC))
@@ -144,9 +148,9 @@ def main() -> None:
                              str(pages(out)) if fmt == "pdf" else ""])
                 print(" | ".join(rows[-1]), flush=True)
             if name == "week":
-                html = folder / "week-full.html"
-                # the print page with every row and every member (no roll-up)
-                html.write_text(html_report.page(report, medium="pdf"), encoding="utf-8")
+                html = folder / "week-print.html"
+                # the very page WeasyPrint prints: rolled up, with its column widths
+                html.write_text(pdf_report.print_page(report), encoding="utf-8")
                 ours, theirs = [], []
                 for _ in range(args.repeat):  # alternate, so both see the same load
                     ours.append(child(pickled, "pdf", folder / "week.pdf")["wall"])

@@ -13,15 +13,9 @@ normalized: the domain as email-validator spells it, the whole address in lower 
 from __future__ import annotations
 
 import functools
-
-import email_validator
-from email_validator import EmailNotValidError, validate_email
+from types import ModuleType
 
 from reporter.errors import ReporterError
-
-# email-validator refuses special-use domains (.local, .test, .internal, localhost...) even
-# with globally_deliverable=False; emptying its list is its documented way to accept them
-email_validator.SPECIAL_USE_DOMAIN_NAMES[:] = []
 
 #: the longest address a mail server must accept (RFC 5321: 64 + 1 + 255, as stored)
 MAX_LENGTH = 320
@@ -29,6 +23,17 @@ MAX_LENGTH = 320
 
 class AddressError(ReporterError):
     """Text that is not one valid email address."""
+
+
+@functools.cache
+def _validator() -> ModuleType:
+    """email-validator, imported on first use (25 ms). It refuses special-use domains
+    (.local, .test, .internal, localhost...) even with globally_deliverable=False; emptying
+    its list is its documented way to accept them."""
+    import email_validator
+
+    email_validator.SPECIAL_USE_DOMAIN_NAMES[:] = []
+    return email_validator
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -41,13 +46,15 @@ def normalize(text: str) -> str:
         raise AddressError("the email address is empty")
     if len(stripped) > MAX_LENGTH:
         raise AddressError(f"email address is longer than {MAX_LENGTH} characters")
+    validator = _validator()
     try:
-        checked = validate_email(stripped, check_deliverability=False,
-                                 globally_deliverable=False, allow_smtputf8=True,
-                                 allow_display_name=False)
-    except EmailNotValidError as exc:
+        checked = validator.validate_email(stripped, check_deliverability=False,
+                                           globally_deliverable=False, allow_smtputf8=True,
+                                           allow_display_name=False)
+    except validator.EmailNotValidError as exc:
         raise AddressError(f"{stripped!r} is not an email address: {exc}") from None
-    return checked.normalized.lower()
+    normalized: str = checked.normalized.lower()
+    return normalized
 
 
 def is_valid(text: str) -> bool:

@@ -9,17 +9,18 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from sqlalchemy import Engine
-from sqlalchemy.exc import DatabaseError, OperationalError
 
-from reporter import config as config_module
-from reporter.config import Config
 from reporter.errors import ReporterError
 from reporter.periods import NAMES, parse_date
-from reporter.store import db
+
+if TYPE_CHECKING:  # the library is imported by the commands that use it: --help needs none
+    from sqlalchemy import Engine
+    from sqlalchemy.exc import DatabaseError
+
+    from reporter.config import Config
 
 log = logging.getLogger("reporter")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -43,6 +44,8 @@ class Context:
     def config(self) -> Config:
         """The validated jobs file (ConfigError when it is missing or wrong)."""
         if self._config is None:
+            from reporter import config as config_module
+
             self._config = config_module.load(self.config_path)
         return self._config
 
@@ -50,6 +53,8 @@ class Context:
     def database_url(self) -> str:
         """``--db``, then REPORTER_DATABASE_URL, then the config's ``database``, then the
         default."""
+        from reporter.store import db
+
         if self.db_url or os.environ.get(db.ENV_URL):
             return db.resolve_url(self.db_url, None)  # the file is not read for it
         configured = (self._config.database if self._config is not None
@@ -62,6 +67,8 @@ class Context:
         that use no job: a problem in a job does not stop them."""
         if self._config is not None:
             return self._config
+        from reporter import config as config_module
+
         return config_module.load(self.config_path, only=names)
 
     @property
@@ -69,6 +76,8 @@ class Context:
         """The database, opened and migrated on first use (created only when the command
         may create it)."""
         if self._engine is None:
+            from reporter.store import db
+
             self._engine = db.open_engine(self.database_url, create=self.create_database)
         return self._engine
 
@@ -161,8 +170,12 @@ def common(func: F) -> F:
                           or _command_name(click_ctx) in CREATES_DATABASE)
         try:
             return func(context, **kwargs)
-        except DatabaseError as exc:
-            if not _environmental(exc):
+        except Exception as exc:
+            from sqlalchemy.exc import DatabaseError
+
+            from reporter.store import db
+
+            if not isinstance(exc, DatabaseError) or not _environmental(exc):
                 raise
             log.debug("database error", exc_info=True)
             raise db.failure(context.database_url, exc) from exc
@@ -177,6 +190,8 @@ def _reject_nul(args: list[str]) -> None:
     operating system cannot even pass one): a usage error, before anything is parsed."""
     for number, arg in enumerate(args, start=1):
         if "\0" in arg:
+            from reporter.store import db
+
             shown = db.display_url(arg.replace("\0", "\\0"))
             shown = shown if len(shown) <= 60 else shown[:57] + "..."
             raise click.UsageError(f"argument {number} ({shown}) holds a NUL byte")
@@ -185,6 +200,8 @@ def _reject_nul(args: list[str]) -> None:
 def _environmental(exc: DatabaseError) -> bool:
     """A driver error that is the database's state, not a bug: no connection, a lock held
     too long, a file that is not (or no longer) a database."""
+    from sqlalchemy.exc import DatabaseError, OperationalError
+
     return isinstance(exc, OperationalError) or type(exc) is DatabaseError
 
 
@@ -193,6 +210,8 @@ class RedactingFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         """The formatted record, passwords masked."""
+        from reporter.store import db
+
         return db.redact(super().format(record))
 
 

@@ -10,13 +10,9 @@ from pathlib import Path
 
 import click
 
-from reporter import money, render
+from reporter import render
 from reporter.cli.app import Context, Group, common, main, period_options
 from reporter.errors import ReporterError
-from reporter.jobs import run
-from reporter.report import aggregate, budget
-from reporter.store import demo, ingest, projectid, removal
-from reporter.store import orgs as store
 
 
 @main.command("project-id")
@@ -24,6 +20,8 @@ from reporter.store import orgs as store
 @common
 def project_id_command(ctx: Context, path: str) -> None:
     """Print the project id for PATH (.kilocode/config.json, else the origin remote)."""
+    from reporter.store import projectid
+
     found = projectid.project_id(path)
     if found is not None:
         click.echo(found)
@@ -37,6 +35,8 @@ def project_id_command(ctx: Context, path: str) -> None:
 @common
 def ingest_command(ctx: Context, files: tuple[str, ...], strict: bool) -> None:
     """Load usage events from CSV or JSONL FILES ('-' reads standard input)."""
+    from reporter.store import ingest
+
     total = ingest.IngestResult()
     failed = False
 
@@ -81,12 +81,17 @@ def generate_command(ctx: Context, org: str, period: str | None, first: date | N
                      last: date | None, member: str | None, formats: str, out: str,
                      templates: str | None) -> None:
     """Generate one report now and print the paths written."""
+    from reporter.report import aggregate, budget, freshness
+
     names = render.parse_formats(formats)
     engine = ctx.engine
     resolved = aggregate.resolve_period(engine, org, period, ctx.now(), first=first, last=last,
                                         member=member)
     report = budget.attach(engine, aggregate.build(engine, org, resolved, member=member,
                                                    now=ctx.now()))
+    # how far the sources that feed the organization were synced, when the file names any
+    feeding = ctx.sections("sources").sources_feeding(org) if ctx.config_path.exists() else []
+    report = freshness.attach(engine, report, feeding)
     options = render.Options(Path(templates) if templates else None)
     for path in render.write(report, names, Path(out), options):
         click.echo(str(path))
@@ -110,6 +115,8 @@ def org_set(ctx: Context, slug: str, name: str | None, timezone: str | None,
 
     A SLUG is lowercase letters a-z, digits, '-', '_' and '.', starting with a letter or a
     digit, at most 100 characters."""
+    from reporter.store import orgs as store
+
     info = store.set_org(ctx.engine, slug, name=name, timezone=timezone, monthly_budget=budget,
                          announce=click.echo)
     click.echo(f"{info.slug}: {info.name} ({info.timezone})"
@@ -117,6 +124,8 @@ def org_set(ctx: Context, slug: str, name: str | None, timezone: str | None,
 
 
 def _budget_text(nanos: int | None) -> str:
+    from reporter import money
+
     return "" if nanos is None else f", monthly budget ${money.format_usd(nanos)}"
 
 
@@ -125,6 +134,8 @@ def _budget_text(nanos: int | None) -> str:
 @common
 def org_list(ctx: Context, as_json: bool) -> None:
     """List organizations: slug, name, timezone and monthly budget (tab-separated)."""
+    from reporter.store import orgs as store
+
     found = store.list_orgs(ctx.engine)
     if as_json:
         click.echo(json.dumps([{"slug": o.slug, "name": o.name, "timezone": o.timezone,
@@ -139,6 +150,8 @@ def org_list(ctx: Context, as_json: bool) -> None:
 
 def _usd(nanos: int | None) -> str | None:
     """A budget as exact USD text (``5000.00``), None for no budget."""
+    from reporter import money
+
     return None if nanos is None else money.format_usd(nanos)
 
 
@@ -150,6 +163,8 @@ def org_remove(ctx: Context, slug: str, yes: bool) -> None:
     """Delete an organization and everything of it: usage events, members, run records, and
     users in no other organization. Without --yes, print what would be deleted and exit 1.
     Stored report files and outbox messages stay on disk."""
+    from reporter.store import removal
+
     if not yes:
         found = removal.preview(ctx.engine, slug)
         click.echo(f"{slug}: would delete {found.describe()}")
@@ -177,6 +192,8 @@ def member_set(ctx: Context, slug: str, email: str, role: str | None, name: str 
                budget: str | None) -> None:
     """Add a member to an organization or change their role, name (the name this
     organization shows; other organizations keep their own) or monthly budget."""
+    from reporter.store import orgs as store
+
     info = store.set_member(ctx.engine, slug, email, role=role, name=name,
                             monthly_budget=budget, announce=click.echo)
     click.echo(f"{slug}: {info.email} ({info.role})" + _budget_text(info.monthly_budget_nanos))
@@ -189,6 +206,8 @@ def member_set(ctx: Context, slug: str, email: str, role: str | None, name: str 
 @common
 def member_list(ctx: Context, slug: str, everyone: bool, as_json: bool) -> None:
     """List the members of an organization: email, name, role and monthly budget."""
+    from reporter.store import orgs as store
+
     org = store.get_org(ctx.engine, slug)
     found = store.members(ctx.engine, org.id, include_removed=everyone)
     if as_json:
@@ -210,6 +229,8 @@ def member_list(ctx: Context, slug: str, everyone: bool, as_json: bool) -> None:
 @common
 def member_remove(ctx: Context, slug: str, email: str) -> None:
     """Remove a member: their past usage stays in reports, they receive nothing."""
+    from reporter.store import orgs as store
+
     store.remove_member(ctx.engine, slug, email, now=ctx.now())
     click.echo(f"{slug}: removed {email}")
 
@@ -233,6 +254,9 @@ def demo_command(ctx: Context, days: int, scale: float) -> None:
     Only on a database that is empty or holds nothing but demo data (name another with
     --db), and delivering only to the outbox: never through a configured mail server,
     webhook or source."""
+    from reporter.jobs import run
+    from reporter.store import demo
+
     now = ctx.now()
     demo.check_only_demo(ctx.engine, ctx.database_url)
     demo.load(ctx.engine, now, days=days, scale=scale)

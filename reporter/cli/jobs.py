@@ -5,19 +5,22 @@ from __future__ import annotations
 import json
 import sys
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 import click
 
-from reporter import config as config_module
 from reporter.cli import wording
 from reporter.cli.app import Context, _date, common, main, period_options
-from reporter.config import Config
 from reporter.errors import ReporterError
-from reporter.jobs import checks, ledger, run, sendtest
-from reporter.jobs.units import Outcome
-from reporter.service import executors, triggers
-from reporter.service.scheduler import next_runs
-from reporter.store import orgs as store
+
+if TYPE_CHECKING:  # the library is imported by the commands that use it
+    from reporter.config import Config
+    from reporter.jobs import run
+    from reporter.jobs.units import Outcome
+
+#: the ledger's states (``reporter.jobs.ledger.STATES``; a test keeps them equal), here so
+#: that ``--help`` imports no database code
+RUN_STATES = ("running", "delivered", "empty", "failed", "missed")
 
 
 def _run_and_print(ctx: Context, job: str, span: run.Span, *, now: datetime, force: bool,
@@ -26,6 +29,9 @@ def _run_and_print(ctx: Context, job: str, span: run.Span, *, now: datetime, for
     bar on a terminal when there are several, then the summary. Exit 1 when a unit failed
     or, unless it is a dry run, was held by another process (this run did not deliver it).
     A ``config`` changed from the file's runs in this process (workers read the file)."""
+    from reporter.jobs import run
+    from reporter.service import executors
+
     executor = (executors.from_config(ctx.config, ctx.database_url) if config is None
                 else None)
     config = config or ctx.config
@@ -70,6 +76,8 @@ def _run_and_print(ctx: Context, job: str, span: run.Span, *, now: datetime, for
 def run_command(ctx: Context, job: str, orgs: tuple[str, ...], period: str | None,
                 first: date | None, last: date | None, force: bool, dry_run: bool) -> None:
     """Run a configured JOB now: its organizations, audiences, formats and deliveries."""
+    from reporter.jobs import run
+
     span = run.Span(orgs=list(orgs) or None, period=period, first=first, last=last)
     _run_and_print(ctx, job, span, now=ctx.now(), force=force, dry_run=dry_run)
 
@@ -93,6 +101,8 @@ def backfill_command(ctx: Context, job: str, first: date, last: date, orgs: tupl
 
     With --store-only the periods are stored and recorded as delivered, and nobody is
     emailed or posted to (a later backfill skips them unless --force)."""
+    from reporter.jobs import run
+
     span = run.Span(orgs=list(orgs) or None, first=first, last=last, backfill=True)
     config = run.store_only(ctx.config, job) if store_only else None
     _run_and_print(ctx, job, span, now=ctx.now(), force=force, dry_run=dry_run, config=config)
@@ -107,6 +117,8 @@ def backfill_command(ctx: Context, job: str, first: date, last: date, orgs: tupl
 def send_test_command(ctx: Context, job: str, to: tuple[str, ...]) -> None:
     """Send one short test message through JOB's channels (its mail server or the outbox,
     its webhook) and print what each answered; exit 1 when one failed."""
+    from reporter.jobs import sendtest
+
     answers = sendtest.send_test(ctx.config, job, now=ctx.now(), to=to)
     for answer in answers:
         click.echo(f"{answer.channel}: {'ok' if answer.ok else 'failed'}: {answer.text}")
@@ -118,6 +130,10 @@ def send_test_command(ctx: Context, job: str, to: tuple[str, ...]) -> None:
 @common
 def validate_command(ctx: Context) -> None:
     """Check the config file; print every problem and exit non-zero when there is one."""
+    from reporter import config as config_module
+    from reporter.jobs import checks
+    from reporter.store import orgs as store
+
     try:
         config = ctx.config
     except config_module.ConfigErrors as exc:
@@ -150,7 +166,7 @@ def validate_command(ctx: Context) -> None:
 @main.command("runs")
 @click.option("--job", default=None, help="Only this job.")
 @click.option("--org", default=None, metavar="SLUG", help="Only this organization.")
-@click.option("--state", type=click.Choice(ledger.STATES), default=None, help="Only this state.")
+@click.option("--state", type=click.Choice(RUN_STATES), default=None, help="Only this state.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1_000_000),
               help="At most this many rows (1 to 1,000,000).")
 @click.option("--json", "as_json", is_flag=True,
@@ -161,6 +177,9 @@ def runs_command(ctx: Context, job: str | None, org: str | None, state: str | No
                  limit: int, as_json: bool) -> None:
     """Show the run history, newest first, after the scheduled runs that failed (with why
     and when they are tried again) or were missed."""
+    from reporter.jobs import ledger
+    from reporter.service import triggers
+
     troubles = [t for t in triggers.troubles(ctx.engine)
                 if (job is None or t.job == job) and (state is None or t.state == state)
                 and (org is None or t.orgs is None or org in t.orgs)]
@@ -181,6 +200,8 @@ def runs_command(ctx: Context, job: str | None, org: str | None, state: str | No
 @common
 def jobs_command(ctx: Context, as_json: bool) -> None:
     """List the configured jobs with their next run times."""
+    from reporter.service.scheduler import next_runs
+
     fires = next_runs(ctx.config, ctx.engine, ctx.now())
     if as_json:
         click.echo(json.dumps(wording.job_objects(ctx.config, fires), indent=1))

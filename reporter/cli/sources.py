@@ -9,7 +9,6 @@ import click
 
 from reporter.cli.app import Context, common, creates_database, main
 from reporter.errors import ConfigError
-from reporter.store.sources import sync_all
 
 
 @main.command("sync")
@@ -23,6 +22,8 @@ from reporter.store.sources import sync_all
 def sync_command(ctx: Context, names: tuple[str, ...], since: datetime | None) -> None:
     """Copy new usage from the configured sources (all, or each NAME) into the store; a
     database that does not exist yet is created."""
+    from reporter.store.sources import sync_all
+
     sources = ctx.sections("database", "sources").sources  # syncing needs no job
     if not sources:
         raise ConfigError(f"{ctx.config_path}: no sources configured (see 'sources:' in "

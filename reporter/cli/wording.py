@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from reporter.config import Config
-from reporter.jobs.ledger import Record
 from reporter.jobs.units import HELD, SKIPPED, Outcome
-from reporter.service.triggers import Trouble
+
+if TYPE_CHECKING:  # types only: the wording imports no database code
+    from reporter.config import Config
+    from reporter.jobs.ledger import Record
+    from reporter.service.triggers import Trouble
 
 SUMMARY_STATES = (("delivered", "delivered"), ("already", "already delivered"),
                   (HELD, "held"), ("empty", "empty"), (SKIPPED, "skipped"),

@@ -11,13 +11,14 @@ import importlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
-
-from jinja2 import TemplateError, TemplateSyntaxError
+from typing import TYPE_CHECKING, Protocol
 
 from reporter.errors import RenderError
 from reporter.fsutil import atomic_write, ensure_folder
 from reporter.report.model import Report, ReportKey
+
+if TYPE_CHECKING:
+    from jinja2 import TemplateError
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +68,18 @@ def render(report: Report, fmt: str, options: Options | None = None) -> bytes:
     options = options or Options()
     try:
         return renderer(report, options)
-    except TemplateError as exc:
-        if options.templates is None:
-            raise  # a shipped template is wrong: a bug
+    except Exception as exc:
+        from jinja2 import TemplateError  # not for the formats without templates (JSON)
+
+        if not isinstance(exc, TemplateError) or options.templates is None:
+            raise  # a shipped template that is wrong is a bug
         raise RenderError(_template_problem(exc, options.templates)) from exc
 
 
 def _template_problem(exc: TemplateError, folder: Path) -> str:
     """One line naming the overriding template at fault (``--templates``, ``templates:``)."""
+    from jinja2 import TemplateSyntaxError
+
     if isinstance(exc, TemplateSyntaxError):
         where = f"{exc.filename or exc.name or 'a template'}:{exc.lineno}"
         return f"template {where}: {exc.message}"

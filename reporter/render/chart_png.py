@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 
-from PIL import Image, ImageDraw, ImageFont
-
 from reporter.render.svg_chart import day_label, labelled, tick_labels, ticks
 from reporter.report.model import Report
 
@@ -24,6 +22,8 @@ TEXT = (71, 85, 105)
 def daily_cost_png(report: Report) -> bytes:
     """Bars of cost per day (days without usage drawn as zero) on round "$" ticks, with the
     dates that fit written under them; ``SCALE`` times ``WIDTH`` x ``HEIGHT`` pixels."""
+    from PIL import Image, ImageDraw, ImageFont  # only for emails with a chart
+
     image = Image.new("RGB", (WIDTH * SCALE, HEIGHT * SCALE), "white")
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=FONT * SCALE)

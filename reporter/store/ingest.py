@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import itertools
 import logging
+import operator
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -148,7 +149,11 @@ class _Writer:
         self.name = name
         self.result = result
         self.reject = reject
-        self.sql, self.order = _insert_sql(engine)
+        self.sql, order = _insert_sql(engine)
+        #: an event's parameters: the row as a tuple in the statement's order (positional
+        #: drivers) or the row itself (named ones)
+        self.params: Callable[[dict[str, Any]], Any] = (
+            operator.itemgetter(*order) if order is not None else lambda row: row)
         self.directory = _Directory(result)
 
     def store(self, batch: Batch) -> None:
@@ -172,13 +177,13 @@ class _Writer:
             self.reject(line, f"the database refused this row ({_first_line(exc)})")
 
     def _write(self, batch: Batch) -> None:
-        order = self.order
+        params = self.params
         with self.engine.begin() as conn:
             ids, commit = self.directory.resolve(conn, batch)
             values: list[Any] = []
             for (_, event), (org_id, user_id) in zip(batch, ids, strict=True):
-                row = {**event, "organization_id": org_id, "user_id": user_id}
-                values.append(row if order is None else tuple(row[k] for k in order))
+                event["organization_id"], event["user_id"] = org_id, user_id
+                values.append(params(event))
             inserted = conn.exec_driver_sql(self.sql, values).rowcount
         commit()
         self.result.inserted += inserted
