@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 
 NANOS_PER_USD = 1_000_000_000
 MAX_DECIMALS = 9
@@ -17,32 +17,47 @@ _MAX_NANOS = int(MAX_USD) * NANOS_PER_USD
 _PLAIN = re.compile(r"([0-9]*)(?:\.([0-9]*))?", re.ASCII)
 
 
-def parse_usd(text: str) -> int:
+class AmountError(ValueError):
+    """Text that is not an amount of USD; ``kind`` says why: ``empty``, ``negative``,
+    ``not finite``, ``not decimal``, ``places`` (more than 9) or ``large``."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def parse_usd(text: str, *, what: str = "cost", below: Decimal = MAX_USD,
+              large: str = "too large for one request") -> int:
     """Parse a plain decimal string of USD (``12``, ``0.5``, ``.25``, ``3.``; ASCII digits
-    only, up to 9 decimal places) into nano-dollars; ValueError says why it is not one."""
+    only, up to 9 decimal places, less than ``below``) into nano-dollars: the one rule for
+    every amount reporter reads (a request's cost, a budget, a key in jobs.yaml).
+    AmountError says why it is not one, naming the amount as ``what``."""
     raw = text.strip(" \t")
     if not raw:
-        raise ValueError("cost is empty")
+        raise AmountError("empty", f"{what} is empty")
     plain = _PLAIN.fullmatch(raw)
     if plain is None or raw == ".":
         if raw.startswith("-") and _PLAIN.fullmatch(raw[1:]):
-            raise ValueError(f"cost {text!r} is negative")
+            raise AmountError("negative", f"{what} {text!r} is negative")
         if raw.lower().lstrip("+-") in ("nan", "snan", "inf", "infinity"):
-            raise ValueError(f"cost {text!r} is not a finite number")
-        raise ValueError(f"cost {text!r} is not a decimal number (plain digits and a point)")
+            raise AmountError("not finite", f"{what} {text!r} is not a finite number")
+        raise AmountError("not decimal", f"{what} {text!r} is not a decimal number (plain "
+                                         f"digits and a point)")
     whole, frac = plain.groups()
     frac = frac or ""
     if len(frac) > MAX_DECIMALS:
         if frac[MAX_DECIMALS:].strip("0"):
-            raise ValueError(f"cost {text!r} has more than {MAX_DECIMALS} decimal places")
+            raise AmountError("places", f"{what} {text!r} has more than {MAX_DECIMALS} "
+                                        f"decimal places")
         frac = frac[:MAX_DECIMALS]
     whole = whole.lstrip("0")
-    if len(whole) > len(str(int(MAX_USD))):
-        raise ValueError(f"cost {text!r} is too large for one request")
+    limit = int(below) * NANOS_PER_USD
+    if len(whole) > len(str(int(below))):
+        raise AmountError("large", f"{what} {text!r} is {large}")
     nanos = int(whole or "0") * NANOS_PER_USD + int(frac.ljust(MAX_DECIMALS, "0"))
-    if nanos >= _MAX_NANOS:
-        raise ValueError(f"cost {text!r} is too large for one request "
-                         f"(at most {MAX_USD - 1}.999999999)")
+    if nanos >= limit:
+        raise AmountError("large", f"{what} {text!r} is {large} (at most {below - 1}."
+                                   f"999999999)")
     return nanos
 
 
@@ -101,6 +116,29 @@ def round_usd(nanos: int, places: int) -> str:
     amount = nanos_to_decimal(abs(nanos)).quantize(Decimal(1).scaleb(-places),
                                                    rounding=ROUND_HALF_UP)
     return f"{sign}{amount:f}"
+
+
+def display_usd(nanos: int, places: int = 2) -> str:
+    """``$1,234.500``: rounded half up to exactly ``places`` decimals with thousands
+    separators, as people read amounts in tables and sentences (``format_usd`` is exact)."""
+    text = round_usd(nanos, places)
+    whole, _, frac = text.partition(".")
+    sign = "-" if whole.startswith("-") else ""
+    whole = f"{int(whole.lstrip('-')):,}"
+    return f"{sign}${whole}.{frac}" if places else f"{sign}${whole}"
+
+
+def rough_usd(nanos: int) -> str:
+    """An amount as people say a forecast: two significant figures from $100 up (``$5,800``,
+    ``$12,000``), whole dollars from $10, cents below."""
+    amount = nanos_to_decimal(nanos)
+    if amount >= 100:
+        step = Decimal(10) ** (amount.adjusted() - 1)
+        rounded = (amount / step).quantize(Decimal(1), rounding=ROUND_HALF_EVEN) * step
+        return f"${int(rounded):,}"
+    if amount >= 10:
+        return f"${int(amount.quantize(Decimal(1), rounding=ROUND_HALF_EVEN)):,}"
+    return f"${amount.quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN)}"
 
 
 def divide_round(numerator_nanos: int, denominator: int) -> int:

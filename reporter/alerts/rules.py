@@ -30,7 +30,7 @@ from reporter.money import headline_usd
 from reporter.periods import Period
 from reporter.report import aggregate, budget, readable
 from reporter.report.model import Budget
-from reporter.store import orgs as store
+from reporter.store import orgs
 from reporter.store.schema import UsageEvent
 
 E = UsageEvent
@@ -102,11 +102,11 @@ def project_key(name: str) -> str:
 
 
 def _subjects(engine: Engine, projects: Mapping[str, int],
-              org: store.OrgInfo) -> list[_Subject]:
+              org: orgs.OrgInfo) -> list[_Subject]:
     out = []
     if org.monthly_budget_nanos is not None:
         out.append(_Subject("org", org.monthly_budget_nanos, label=org.name))
-    for m in store.members(engine, org.id):
+    for m in orgs.members(engine, org.id):
         if m.monthly_budget_nanos is not None:
             who = f"{m.name} ({m.email})" if m.name else m.email
             out.append(_Subject(f"member:{m.email}", m.monthly_budget_nanos, user_id=m.user_id,
@@ -117,7 +117,7 @@ def _subjects(engine: Engine, projects: Mapping[str, int],
     return out
 
 
-def _spent(engine: Engine, org: store.OrgInfo, subject: _Subject, first: date,
+def _spent(engine: Engine, org: orgs.OrgInfo, subject: _Subject, first: date,
            moment: datetime) -> int:
     _, last = budget.month_of(first)
     until = (moment - _EPOCH) // timedelta(microseconds=1)
@@ -171,7 +171,7 @@ def _budget_sentence(subject: _Subject, made: Budget, on: str, threshold: int) -
     return text + "."
 
 
-def _top(engine: Engine, org: store.OrgInfo, subject: _Subject | None, first: date,
+def _top(engine: Engine, org: orgs.OrgInfo, subject: _Subject | None, first: date,
          last: date, column: Any) -> list[tuple[Any, int]]:
     span = Period("custom", first, last, org.timezone)
     cost = func.sum(E.cost_nanos)
@@ -185,14 +185,14 @@ def _top(engine: Engine, org: store.OrgInfo, subject: _Subject | None, first: da
         return [(key, int(total)) for key, total in conn.execute(query) if total]
 
 
-def drivers(engine: Engine, org: store.OrgInfo, subject: _Subject | None, first: date,
+def drivers(engine: Engine, org: orgs.OrgInfo, subject: _Subject | None, first: date,
             last: date, when: str) -> tuple[str, ...]:
     """Who and which models drove the spend over ``first..last``: the top members (not for a
     member's own alert) and the top models, with their spend."""
     lines = []
     if subject is None or subject.user_id is None:
         people = {m.user_id: (m.name or m.email) for m in
-                  store.members(engine, org.id, include_removed=True)}
+                  orgs.members(engine, org.id, include_removed=True)}
         top = _top(engine, org, subject, first, last, E.user_id)
         if top:
             lines.append(f"Top spenders {when}: " + ", ".join(
@@ -205,7 +205,7 @@ def drivers(engine: Engine, org: store.OrgInfo, subject: _Subject | None, first:
     return tuple(lines)
 
 
-def _months(org: store.OrgInfo, reference: datetime) -> list[tuple[date, datetime]]:
+def _months(org: orgs.OrgInfo, reference: datetime) -> list[tuple[date, datetime]]:
     """The months an evaluation at ``reference`` reads, each with the moment it is read up
     to: the current month up to ``reference``; on the 1st, the month just ended once more,
     up to its end (the spend of its last hours)."""
@@ -218,7 +218,7 @@ def _months(org: store.OrgInfo, reference: datetime) -> list[tuple[date, datetim
     return out
 
 
-def _subject_alert(engine: Engine, rule: AlertSettings, org: store.OrgInfo,
+def _subject_alert(engine: Engine, rule: AlertSettings, org: orgs.OrgInfo,
                    subject: _Subject, first: date, moment: datetime, told: bool,
                    threshold: int | None = None) -> Alert | None:
     """The alert of one subject for the month starting ``first``, read up to ``moment``:
@@ -243,7 +243,7 @@ def _subject_alert(engine: Engine, rule: AlertSettings, org: store.OrgInfo,
 
 
 def _budget_alerts(engine: Engine, rule: AlertSettings, projects: Mapping[str, int],
-                   org: store.OrgInfo, reference: datetime, only: str | None,
+                   org: orgs.OrgInfo, reference: datetime, only: str | None,
                    told: bool) -> list[Alert]:
     subjects = [s for s in _subjects(engine, projects, org) if only in (None, s.key)]
     found = (_subject_alert(engine, rule, org, subject, first, moment, told)
@@ -251,7 +251,7 @@ def _budget_alerts(engine: Engine, rule: AlertSettings, projects: Mapping[str, i
     return [alert for alert in found if alert is not None]
 
 
-def daily_spend(engine: Engine, org: store.OrgInfo, first: date, last: date) -> list[int]:
+def daily_spend(engine: Engine, org: orgs.OrgInfo, first: date, last: date) -> list[int]:
     """The organization's spend on each local day ``first..last`` (0 for a day without
     usage), computed in the database."""
     span = Period("custom", first, last, org.timezone)
@@ -265,7 +265,7 @@ def daily_spend(engine: Engine, org: store.OrgInfo, first: date, last: date) -> 
             for i in range((last - first).days + 1)]
 
 
-def _spike_alert(engine: Engine, rule: AlertSettings, org: store.OrgInfo, day: date,
+def _spike_alert(engine: Engine, rule: AlertSettings, org: orgs.OrgInfo, day: date,
                  told: bool) -> Alert | None:
     """The spike of the local ``day`` against the mean daily spend of the ``SPIKE_DAYS``
     days before it (days without usage count as 0), or None."""
@@ -302,7 +302,7 @@ def evaluate(engine: Engine, rule: AlertSettings, projects: Mapping[str, int], o
     by its highest threshold reached; ``projects``: the organization's project budgets;
     ``only``: the one subject key to look at; ``told``: with the members and models that
     drove each (a plan needs only the conditions)."""
-    org = store.get_org(engine, org_slug)
+    org = orgs.get_org(engine, org_slug)
     if rule.when == "spike":
         if only not in (None, "org"):
             return []
@@ -319,7 +319,7 @@ def holds(engine: Engine, rule: AlertSettings, projects: Mapping[str, int], org_
     or day decides, not the clock: an alert looked at late speaks of its own month (up to
     its end at most) or day."""
     subject_key, _, threshold = audience.removeprefix("alert:").rpartition(":")
-    org = store.get_org(engine, org_slug)
+    org = orgs.get_org(engine, org_slug)
     if rule.when == "spike":
         found = _spike_alert(engine, rule, org, first, told=True)
         return found if found is not None and found.audience == audience else None

@@ -115,9 +115,9 @@ def org_set(ctx: Context, slug: str, name: str | None, timezone: str | None,
 
     A SLUG is lowercase letters a-z, digits, '-', '_' and '.', starting with a letter or a
     digit, at most 100 characters."""
-    from reporter.store import orgs as store
+    from reporter.store import orgs
 
-    info = store.set_org(ctx.engine, slug, name=name, timezone=timezone, monthly_budget=budget,
+    info = orgs.set_org(ctx.engine, slug, name=name, timezone=timezone, monthly_budget=budget,
                          announce=click.echo)
     click.echo(f"{info.slug}: {info.name} ({info.timezone})"
                + _budget_text(info.monthly_budget_nanos))
@@ -134,9 +134,9 @@ def _budget_text(nanos: int | None) -> str:
 @common
 def org_list(ctx: Context, as_json: bool) -> None:
     """List organizations: slug, name, timezone and monthly budget (tab-separated)."""
-    from reporter.store import orgs as store
+    from reporter.store import orgs
 
-    found = store.list_orgs(ctx.engine)
+    found = orgs.list_orgs(ctx.engine)
     if as_json:
         click.echo(json.dumps([{"slug": o.slug, "name": o.name, "timezone": o.timezone,
                                 "monthly_budget_usd": _usd(o.monthly_budget_nanos)}
@@ -192,9 +192,9 @@ def member_set(ctx: Context, slug: str, email: str, role: str | None, name: str 
                budget: str | None) -> None:
     """Add a member to an organization or change their role, name (the name this
     organization shows; other organizations keep their own) or monthly budget."""
-    from reporter.store import orgs as store
+    from reporter.store import orgs
 
-    info = store.set_member(ctx.engine, slug, email, role=role, name=name,
+    info = orgs.set_member(ctx.engine, slug, email, role=role, name=name,
                             monthly_budget=budget, announce=click.echo)
     click.echo(f"{slug}: {info.email} ({info.role})" + _budget_text(info.monthly_budget_nanos))
 
@@ -206,10 +206,10 @@ def member_set(ctx: Context, slug: str, email: str, role: str | None, name: str 
 @common
 def member_list(ctx: Context, slug: str, everyone: bool, as_json: bool) -> None:
     """List the members of an organization: email, name, role and monthly budget."""
-    from reporter.store import orgs as store
+    from reporter.store import orgs
 
-    org = store.get_org(ctx.engine, slug)
-    found = store.members(ctx.engine, org.id, include_removed=everyone)
+    org = orgs.get_org(ctx.engine, slug)
+    found = orgs.members(ctx.engine, org.id, include_removed=everyone)
     if as_json:
         click.echo(json.dumps([{"email": m.email, "name": m.name, "role": m.role,
                                 "monthly_budget_usd": _usd(m.monthly_budget_nanos),
@@ -229,9 +229,9 @@ def member_list(ctx: Context, slug: str, everyone: bool, as_json: bool) -> None:
 @common
 def member_remove(ctx: Context, slug: str, email: str) -> None:
     """Remove a member: their past usage stays in reports, they receive nothing."""
-    from reporter.store import orgs as store
+    from reporter.store import orgs
 
-    store.remove_member(ctx.engine, slug, email, now=ctx.now())
+    orgs.remove_member(ctx.engine, slug, email, now=ctx.now())
     click.echo(f"{slug}: removed {email}")
 
 

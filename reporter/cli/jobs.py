@@ -132,7 +132,7 @@ def validate_command(ctx: Context) -> None:
     """Check the config file; print every problem and exit non-zero when there is one."""
     from reporter import config as config_module
     from reporter.jobs import checks
-    from reporter.store import orgs as store
+    from reporter.store import orgs
 
     try:
         config = ctx.config
@@ -144,7 +144,7 @@ def validate_command(ctx: Context) -> None:
     # used): each would fail the jobs that need it
     problems = list(config.unset)
     try:
-        known = {o.slug for o in store.list_orgs(ctx.engine)}
+        known = {o.slug for o in orgs.list_orgs(ctx.engine)}
     except ReporterError as exc:  # no database yet: the file itself is still checked
         for message in problems:
             click.echo(message, err=True)

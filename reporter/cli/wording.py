@@ -8,16 +8,25 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from reporter.jobs.units import HELD, SKIPPED, Outcome
+from reporter.jobs.units import (
+    ALREADY,
+    DELIVERED,
+    EMPTY,
+    FAILED,
+    HELD,
+    PLANNED,
+    SKIPPED,
+    Outcome,
+)
 
 if TYPE_CHECKING:  # types only: the wording imports no database code
     from reporter.config import Config
     from reporter.jobs.ledger import Record
     from reporter.service.triggers import Trouble
 
-SUMMARY_STATES = (("delivered", "delivered"), ("already", "already delivered"),
-                  (HELD, "held"), ("empty", "empty"), (SKIPPED, "skipped"),
-                  ("failed", "failed"), ("planned", "planned"))
+SUMMARY_STATES = ((DELIVERED, "delivered"), (ALREADY, "already delivered"),
+                  (HELD, "held"), (EMPTY, "empty"), (SKIPPED, "skipped"),
+                  (FAILED, "failed"), (PLANNED, "planned"))
 #: states the summary shows only when some unit ended in them
 OCCASIONAL = (HELD, SKIPPED, "planned")
 
@@ -51,7 +60,7 @@ def summary(outcomes: Sequence[Outcome]) -> str:
 
 def failed(outcomes: Sequence[Outcome]) -> bool:
     """Whether any unit failed."""
-    return any(o.state == "failed" for o in outcomes)
+    return any(o.state == FAILED for o in outcomes)
 
 
 def held(outcomes: Sequence[Outcome]) -> str | None:
@@ -89,7 +98,7 @@ def trouble_line(trouble: Trouble) -> str:
     """A fire that failed or was missed, as ``reporter runs`` prints it above the units."""
     who = f" orgs={','.join(trouble.orgs)}" if trouble.orgs else ""
     retry = (f" next try {_when(trouble.retry_at)}"
-             if trouble.state == "failed" and trouble.retry_at else "")
+             if trouble.state == FAILED and trouble.retry_at else "")
     return (f"{_when(trouble.scheduled_for)}  {trouble.state:<9} {trouble.job} scheduled run "
             f"({trouble.timezone}){who} failures={trouble.failures}{retry}  error: "
             f"{trouble.error}")

@@ -17,14 +17,14 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
-from reporter.jobs.units import Unit
+from reporter.jobs.units import DELIVERED, EMPTY, FAILED, MISSED, RUNNING, Unit
 from reporter.store.schema import runs
 
 log = logging.getLogger(__name__)
 
-STATES = ("running", "delivered", "empty", "failed", "missed")
+STATES = (RUNNING, DELIVERED, EMPTY, FAILED, MISSED)
 #: states a new attempt may take over without --force
-RETRYABLE = ("failed", "empty", "missed")
+RETRYABLE = (FAILED, EMPTY, MISSED)
 
 
 R = runs.c
@@ -88,31 +88,31 @@ def claim(engine: Engine, unit: Unit, *, owner: str, now: datetime, timeout_seco
             conn.execute(insert(runs).values(
                 job=unit.job, organization=unit.organization, audience=unit.audience,
                 first_day=unit.first, last_day=unit.last, period_name=unit.period_name,
-                state="running", trigger=unit.trigger, scheduled_for=unit.scheduled_for,
+                state=RUNNING, trigger=unit.trigger, scheduled_for=unit.scheduled_for,
                 attempts=1, deliveries=0, forced=0, owner=owner, claimed_at=now))
         return Claim(True, "new", 1, now)
     except IntegrityError:
         pass
-    stale = (R.state == "running") & (R.claimed_at < now - timedelta(seconds=timeout_seconds))
+    stale = (R.state == RUNNING) & (R.claimed_at < now - timedelta(seconds=timeout_seconds))
     idle = R.state.in_(RETRYABLE) | stale  # nobody is working on it
-    takeable = (idle | (R.state == "delivered")) if force else (idle & (R.deliveries == 0))
+    takeable = (idle | (R.state == DELIVERED)) if force else (idle & (R.deliveries == 0))
     before = get(engine, unit)  # for the log line only; the UPDATE below decides
     with engine.begin() as conn:  # a write first: SQLite then holds the lock it needs
         result = conn.execute(
             update(runs).where(*_match(unit), takeable).values(
-                state="running", owner=owner, claimed_at=now, attempts=R.attempts + 1,
+                state=RUNNING, owner=owner, claimed_at=now, attempts=R.attempts + 1,
                 trigger=unit.trigger, period_name=unit.period_name, error=None,
                 scheduled_for=unit.scheduled_for))
         if result.rowcount != 1 and not force:
             repaired = conn.execute(update(runs).where(*_match(unit), idle, R.deliveries > 0)
-                                    .values(state="delivered", owner=None, error=ABANDONED))
+                                    .values(state=DELIVERED, owner=None, error=ABANDONED))
             if repaired.rowcount == 1:
                 log.warning("%s: %s", unit.key, ABANDONED)
         row = conn.execute(select(R.state, R.attempts, R.claimed_at, R.deliveries)
                            .where(*_match(unit))).one()
     if result.rowcount == 1:
         previous = before.state if before is not None else "new"
-        if previous == "running":
+        if previous == RUNNING:
             log.warning("%s: taking over an attempt left running", unit.key)
         return Claim(True, previous, row.attempts, row.claimed_at, row.deliveries)
     return Claim(False, row.state, row.attempts, row.claimed_at, row.deliveries)
@@ -129,7 +129,7 @@ def cover(engine: Engine, units: list[Unit], *, by: Unit, now: datetime) -> None
                 conn.execute(insert(runs).values(
                     job=unit.job, organization=unit.organization, audience=unit.audience,
                     first_day=unit.first, last_day=unit.last, period_name=unit.period_name,
-                    state="delivered", trigger=unit.trigger, scheduled_for=unit.scheduled_for,
+                    state=DELIVERED, trigger=unit.trigger, scheduled_for=unit.scheduled_for,
                     attempts=0, deliveries=1, forced=0, claimed_at=now, finished_at=now,
                     delivered_at=now, error=note, files="[]", recipients="[]"))
             continue
@@ -138,7 +138,7 @@ def cover(engine: Engine, units: list[Unit], *, by: Unit, now: datetime) -> None
         stale = R.state.in_(RETRYABLE) & (R.deliveries == 0)
         with engine.begin() as conn:
             conn.execute(update(runs).where(*_match(unit), stale).values(
-                state="delivered", deliveries=1, finished_at=now, delivered_at=now,
+                state=DELIVERED, deliveries=1, finished_at=now, delivered_at=now,
                 error=note, owner=None))
 
 
@@ -146,7 +146,7 @@ def heartbeat(engine: Engine, unit: Unit, *, owner: str, now: datetime) -> bool:
     """Refresh this attempt's claim to ``now``; False when it no longer holds the unit."""
     with engine.begin() as conn:
         result = conn.execute(update(runs).where(*_match(unit), R.owner == owner,
-                                                 R.state == "running").values(claimed_at=now))
+                                                 R.state == RUNNING).values(claimed_at=now))
     return result.rowcount == 1
 
 
@@ -157,7 +157,7 @@ def progress(engine: Engine, unit: Unit, *, owner: str, files: list[dict[str, An
     process took the unit over."""
     with engine.begin() as conn:
         result = conn.execute(update(runs).where(*_match(unit), R.owner == owner,
-                                                 R.state == "running").values(
+                                                 R.state == RUNNING).values(
             files=json.dumps(files), recipients=json.dumps(recipients)))
     return result.rowcount == 1
 
@@ -173,17 +173,17 @@ def finish(engine: Engine, unit: Unit, *, owner: str, now: datetime, state: str,
     and ``error`` says what happened to the re-send.
     """
     assert state in STATES
-    assert state != "running"
+    assert state != RUNNING
     values: dict[str, Any] = {
         "state": state, "finished_at": now, "seconds": round(seconds, 3), "error": error,
         "owner": None, "timings": json.dumps(timings or {}, sort_keys=True),
     }
-    if state == "delivered":
+    if state == DELIVERED:
         values.update(delivered_at=now, deliveries=R.deliveries + 1,
                       forced=R.forced + (1 if resend else 0))
     elif resend:
-        what = "failed" if state == "failed" else "sent nothing"
-        values.update(state="delivered", error=f"forced re-send {what}: {error or state}; "
+        what = "failed" if state == FAILED else "sent nothing"
+        values.update(state=DELIVERED, error=f"forced re-send {what}: {error or state}; "
                                                "the earlier delivery stands")
         files = recipients = None
     if files is not None:
@@ -192,7 +192,7 @@ def finish(engine: Engine, unit: Unit, *, owner: str, now: datetime, state: str,
         values["recipients"] = json.dumps(recipients)
     with engine.begin() as conn:
         result = conn.execute(update(runs).where(*_match(unit), R.owner == owner,
-                                                 R.state == "running").values(**values))
+                                                 R.state == RUNNING).values(**values))
     if result.rowcount != 1:
         log.warning("%s: another process took this unit over; its result stands", unit.key)
         return False
@@ -210,7 +210,7 @@ def record_missed(engine: Engine, units: list[Unit], *, now: datetime, reason: s
                 conn.execute(insert(runs).values(
                     job=unit.job, organization=unit.organization, audience=unit.audience,
                     first_day=unit.first, last_day=unit.last, period_name=unit.period_name,
-                    state="missed", trigger=unit.trigger, scheduled_for=unit.scheduled_for,
+                    state=MISSED, trigger=unit.trigger, scheduled_for=unit.scheduled_for,
                     attempts=0, deliveries=0, forced=0, owner=None, claimed_at=now,
                     finished_at=now, error=reason))
             added += 1

@@ -13,6 +13,8 @@ RUNNING = "running"
 DELIVERED = "delivered"
 EMPTY = "empty"
 FAILED = "failed"
+#: a scheduled period that was never run (past its grace period, or superseded)
+MISSED = "missed"
 #: delivered by an earlier run: nothing sent again
 ALREADY = "already"
 #: another process holds a live claim on it: not delivered by this run

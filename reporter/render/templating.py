@@ -22,11 +22,7 @@ def shipped_templates() -> Path:
 def usd(nanos: int, places: int = 2) -> str:
     """``$1,234.500``: rounded half up to exactly ``places`` decimals, the places the
     report's tables are read at (``Report.display_places``); XLSX and JSON stay exact."""
-    text = money.round_usd(nanos, places)
-    whole, _, frac = text.partition(".")
-    sign = "-" if whole.startswith("-") else ""
-    whole = f"{int(whole.lstrip('-')):,}"
-    return f"{sign}${whole}.{frac}" if places else f"{sign}${whole}"
+    return money.display_usd(nanos, places)
 
 
 def breakable(address: str) -> Markup:

@@ -24,7 +24,7 @@ from reporter.report.model import (
     Report,
     Summary,
 )
-from reporter.store import orgs as store
+from reporter.store import orgs
 from reporter.store.schema import Membership, UsageEvent, User
 
 US_PER_DAY = 86_400 * 1_000_000
@@ -85,11 +85,11 @@ def _member_order(member: MemberUsage) -> tuple[int, str]:
 def build(engine: Engine, org_slug: str, period: Period, *, member: str | None = None,
           now: datetime | None = None) -> Report:
     """The report of one organization over ``period``: the whole team, or one member's own."""
-    org = store.get_org(engine, org_slug)
+    org = orgs.get_org(engine, org_slug)
     user_id = None
     member_name = None
     if member is not None:
-        info = store.get_member(engine, org, member)
+        info = orgs.get_member(engine, org, member)
         user_id, member, member_name = info.user_id, info.email, info.name
     where = _where(org.id, period, user_id)
     day = local_day(period)
@@ -196,10 +196,10 @@ def resolve_period(engine: Engine, org_slug: str, name: str | None, as_of: datet
                    first: date | None = None, last: date | None = None,
                    member: str | None = None) -> Period:
     """The period ``name`` (or ``first..last``) for an organization, in its timezone."""
-    org = store.get_org(engine, org_slug)
+    org = orgs.get_org(engine, org_slug)
     earliest = None
     if name == "all":
-        user_id = store.get_member(engine, org, member).user_id if member else None
-        earliest = store.first_event_date(engine, org, user_id)
+        user_id = orgs.get_member(engine, org, member).user_id if member else None
+        earliest = orgs.first_event_date(engine, org, user_id)
     return periods.resolve(name, org.timezone, as_of.astimezone(UTC), first=first, last=last,
                            earliest=earliest)

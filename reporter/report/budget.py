@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from datetime import date
-from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_FLOOR, Decimal
 from fractions import Fraction
 
 from sqlalchemy import Engine, func, select
@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select
 from reporter import money, periods
 from reporter.periods import Period
 from reporter.report.model import Budget, Report
-from reporter.store import orgs as store
+from reporter.store import orgs
 from reporter.store.schema import UsageEvent
 
 E = UsageEvent
@@ -29,7 +29,7 @@ def in_one_month(period: Period) -> bool:
     return (period.first.year, period.first.month) == (period.last.year, period.last.month)
 
 
-def spent(engine: Engine, org: store.OrgInfo, first: date, last: date, *,
+def spent(engine: Engine, org: orgs.OrgInfo, first: date, last: date, *,
           user_id: int | None = None, project: str | None = None,
           by_project: bool = False, until_us: int | None = None) -> int:
     """The organization's spend (nano-dollars) over the local days ``first..last``: one
@@ -93,11 +93,11 @@ def for_report(engine: Engine, report: Report) -> Budget | None:
     period = report.period
     if not in_one_month(period):
         return None
-    org = store.get_org(engine, report.organization.slug)
+    org = orgs.get_org(engine, report.organization.slug)
     user_id, whose = None, "the"
     monthly = org.monthly_budget_nanos
     if report.member is not None:
-        member = store.get_member(engine, org, report.member)
+        member = orgs.get_member(engine, org, report.member)
         user_id, monthly, whose = member.user_id, member.monthly_budget_nanos, "your"
     if monthly is None:
         return None
@@ -113,22 +113,13 @@ def attach(engine: Engine, report: Report) -> Report:
 
 
 def near(nanos: int) -> str:
-    """A forecast as people say it: two significant figures from $100 up (``$5,800``,
-    ``$12,000``), whole dollars from $10, cents below."""
-    amount = money.nanos_to_decimal(nanos)
-    if amount >= 100:
-        step = Decimal(10) ** (amount.adjusted() - 1)
-        rounded = (amount / step).quantize(Decimal(1), rounding=ROUND_HALF_EVEN) * step
-        return f"${int(rounded):,}"
-    if amount >= 10:
-        return f"${int(amount.quantize(Decimal(1), rounding=ROUND_HALF_EVEN)):,}"
-    return f"${amount.quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN)}"
+    """A forecast as people say it (``money.rough_usd``)."""
+    return money.rough_usd(nanos)
 
 
 def usd(nanos: int) -> str:
-    """``$5,000.00``: an amount to the cent with thousands separators."""
-    cents = money.nanos_to_decimal(nanos).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
-    return f"${cents:,.2f}"
+    """``$5,000.00``: an amount to the cent (``money.display_usd``)."""
+    return money.display_usd(nanos)
 
 
 def sentence(budget: Budget, whose: str = "the") -> str:

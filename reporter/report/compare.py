@@ -12,7 +12,7 @@ from reporter.report import readable
 from reporter.report.model import Change, Changes, Metrics, Previous, Report, Summary
 
 #: how many of the largest increases (and decreases) each view lists
-TOP = 3
+LISTED = 3
 
 
 
@@ -44,11 +44,11 @@ def _metrics(values: Sequence[int]) -> Metrics:
 
 
 def _ranked(changes: Iterable[Change]) -> Changes:
-    """The TOP largest increases and decreases of cost (ties: by label)."""
+    """The LISTED largest increases and decreases of cost (ties: by label)."""
     items = list(changes)
     ups = sorted((c for c in items if c.delta_nanos > 0), key=lambda c: (-c.delta_nanos, c.label))
     downs = sorted((c for c in items if c.delta_nanos < 0), key=lambda c: (c.delta_nanos, c.label))
-    return Changes(ups[:TOP], downs[:TOP])
+    return Changes(ups[:LISTED], downs[:LISTED])
 
 
 def _changes(now: Mapping[Any, Metrics], before: Mapping[Any, Metrics],

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from reporter.jobs.units import HELD, SKIPPED, Executor, Outcome, Unit
+from reporter.jobs.units import FAILED, HELD, SKIPPED, Executor, Outcome, Unit
 
 log = logging.getLogger("reporter.service.scheduler")
 
@@ -32,13 +32,13 @@ class Batch:
         """Every unit ran to an end; otherwise (stopped, failed, or held by a process that
         may have died) the fire is owed again later, and the ledger skips what is done."""
         return len(self.outcomes) == self.planned and not any(
-            outcome.state in ("failed", HELD, SKIPPED) for outcome in self.outcomes)
+            outcome.state in (FAILED, HELD, SKIPPED) for outcome in self.outcomes)
 
 
 def log_outcome(outcome: Outcome) -> None:
     """One log line for a unit that ended."""
     unit = outcome.unit
-    level = logging.WARNING if outcome.state == "failed" else logging.INFO
+    level = logging.WARNING if outcome.state == FAILED else logging.INFO
     log.log(level, "job %s org %s %s period %s..%s: %s in %.2f s%s", unit.job,
             unit.organization, unit.audience, unit.first, unit.last, outcome.state,
             outcome.seconds, f": {outcome.error}" if outcome.error else "")

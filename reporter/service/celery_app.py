@@ -15,7 +15,7 @@ from celery import Celery
 
 from reporter.config.keys import BROKER
 from reporter.errors import DeliveryError
-from reporter.jobs.units import Outcome, Unit
+from reporter.jobs.units import FAILED, Outcome, Unit
 from reporter.store.db import redact
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def execute_unit(self: Any, unit: dict[str, Any], force: bool, dry_run: bool, no
     if run is not None and not app.backend.client.exists(run):
         log.warning("%s %s %s: its run gave up waiting for it; not run", unit.get("job"),
                     unit.get("organization"), unit.get("audience"))
-        return {"unit": unit, "state": "failed", "seconds": 0.0,
+        return {"unit": unit, "state": FAILED, "seconds": 0.0,
                 "error": "its run gave up waiting for a worker; not run"}
     engine, loaded = _engine_and_config()
     try:
@@ -245,7 +245,7 @@ class CeleryExecutor:
         log.error("%s: %d units not run", lost, len(order) - position)
         self._give_up(run, list(pending))
         for task_id, unit in order[position:]:
-            yield ready.pop(task_id) if task_id in ready else Outcome(unit, "failed", error=lost)
+            yield ready.pop(task_id) if task_id in ready else Outcome(unit, FAILED, error=lost)
 
     @staticmethod
     def _keep(run: str, seconds: int) -> None:
@@ -273,4 +273,4 @@ class CeleryExecutor:
     def _outcome(meta: dict[str, Any], unit: Unit) -> Outcome:
         if meta.get("status") == "SUCCESS" and isinstance(meta.get("result"), dict):
             return outcome_from_dict(meta["result"])
-        return Outcome(unit, "failed", error=f"task {meta.get('status')}: {meta.get('result')}")
+        return Outcome(unit, FAILED, error=f"task {meta.get('status')}: {meta.get('result')}")

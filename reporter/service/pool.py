@@ -19,7 +19,7 @@ from typing import Any
 
 from reporter.config import Config
 from reporter.jobs import runner
-from reporter.jobs.units import Outcome, Unit
+from reporter.jobs.units import FAILED, Outcome, Unit
 
 log = logging.getLogger(__name__)
 
@@ -151,9 +151,9 @@ class LocalPool:
             return future.result()
         except BrokenProcessPool as exc:
             self._pool = None  # a worker died (killed, out of memory): start a fresh pool
-            return Outcome(unit, "failed", error=f"worker process died: {exc}")
+            return Outcome(unit, FAILED, error=f"worker process died: {exc}")
         except Exception as exc:  # a bug in the worker; keep the batch going
             log.exception("%s: worker raised", unit.key)
-            return Outcome(unit, "failed", error=f"{type(exc).__name__}: {exc}")
+            return Outcome(unit, FAILED, error=f"{type(exc).__name__}: {exc}")
 
 

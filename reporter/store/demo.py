@@ -11,10 +11,10 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from reporter import money
 from reporter.errors import ReporterError
 from reporter.periods import local_midnight, zone
-from reporter.store import db
-from reporter.store import orgs as store
+from reporter.store import db, orgs
 from reporter.store.ingest import IngestResult, ingest_rows
 from reporter.store.schema import Membership, Organization, UsageEvent, User
 
@@ -84,8 +84,7 @@ def _cost_nanos(model: str, inp: int, out: int) -> int:
 
 
 def _usd(nanos: int) -> str:
-    whole, frac = divmod(nanos, 1_000_000_000)
-    return f"{whole}.{frac:09d}"
+    return money.format_usd(nanos, money.MAX_DECIMALS)
 
 
 def event(rng: random.Random, event_id: str, moment: datetime, org: str, email: str,
@@ -165,9 +164,9 @@ def load(engine: Engine, now: datetime, *, days: int = 120, seed: int = 7,
     """Create the demo organizations and members and ingest ``days`` days of usage up to now."""
     result = IngestResult()
     for org in ORGS:
-        store.set_org(engine, org.slug, name=org.name, timezone=org.timezone)
+        orgs.set_org(engine, org.slug, name=org.name, timezone=org.timezone)
         for member in org.members:
-            store.set_member(engine, org.slug, member.email, role=member.role, name=member.name)
+            orgs.set_member(engine, org.slug, member.email, role=member.role, name=member.name)
         today = now.astimezone(zone(org.timezone)).date()
         rows = ((n, row) for n, row in enumerate(
             demo_events(org, today - timedelta(days=days - 1), today, seed, scale), start=1))
@@ -178,7 +177,7 @@ def load(engine: Engine, now: datetime, *, days: int = 120, seed: int = 7,
         result.add(ingest_rows(engine, past, f"demo:{org.slug}"))
         for member in org.members:
             if member.removed:
-                store.remove_member(engine, org.slug, member.email, now=now)
+                orgs.remove_member(engine, org.slug, member.email, now=now)
     log.info("demo data: %d inserted, %d already present", result.inserted, result.duplicate)
     return result
 

@@ -30,8 +30,6 @@ SLUG_RULE = (f"lowercase letters a-z, digits, '-', '_' and '.', starting with a 
 _SLUG = re.compile(rf"[a-z0-9][a-z0-9._-]{{0,{SLUG_MAX - 1}}}", re.ASCII)
 #: characters no stored text may hold: NUL (PostgreSQL refuses it) and lone surrogates
 _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
-#: a budget as people write it: plain ASCII digits and at most one point
-_AMOUNT = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -64,25 +62,27 @@ NO_BUDGET = "none"
 
 
 def parse_budget(text: str, what: str = "monthly budget") -> int | None:
-    """A monthly budget in nano-dollars from ``5000``, ``5000.00`` or ``1234.5``: exact,
-    at most 9 decimal places, more than 0; ``none`` clears it (None). ReporterError says
-    what is wrong."""
+    """A monthly budget in nano-dollars from ``5000``, ``5000.00`` or ``1234.5`` (read by
+    ``money.parse_usd``, the one rule for amounts): exact, at most 9 decimal places, more
+    than 0; ``none`` clears it (None). ReporterError says what is wrong."""
     raw = text.strip()
     if raw.lower() == NO_BUDGET:
         return None
-    if _AMOUNT.fullmatch(raw) is None:
+    too_large = ReporterError(f"{what} {text!r} is more than {MAX_BUDGET_USD:,} USD")
+    try:
+        nanos = money.parse_usd(raw, what=what, below=Decimal(MAX_BUDGET_USD) * 10)
+    except money.AmountError as exc:
+        if exc.kind == "places":
+            raise ReporterError(str(exc)) from None
+        if exc.kind == "large":
+            raise too_large from None
         raise ReporterError(f"{what} {text!r} is not an amount in USD (like 5000.00) or "
-                            f"'{NO_BUDGET}'")
-    amount = Decimal(raw)
-    if amount <= 0:
+                            f"'{NO_BUDGET}'") from None
+    if nanos <= 0:
         raise ReporterError(f"{what} {text!r} must be more than 0 ('{NO_BUDGET}' clears it)")
-    if amount > MAX_BUDGET_USD:
-        raise ReporterError(f"{what} {text!r} is more than {MAX_BUDGET_USD:,} USD")
-    nanos = amount.scaleb(money.MAX_DECIMALS)
-    if nanos != nanos.to_integral_value():
-        raise ReporterError(f"{what} {text!r} has more than {money.MAX_DECIMALS} decimal "
-                            f"places")
-    return int(nanos)
+    if nanos > MAX_BUDGET_USD * money.NANOS_PER_USD:
+        raise too_large
+    return nanos
 
 
 def is_slug(text: str) -> bool:

@@ -231,7 +231,7 @@ def scrub(message: str, url: str) -> str:
     return db.scrub(first, url)
 
 
-class Reader:
+class SourceReader:
     """How one kind of source is read: its page queries (keyset on timestamp and id), the
     (timestamp, id) key of a row, and the mapping of a row to our fields."""
 

@@ -17,9 +17,9 @@ from reporter.store.sources.common import (
     NO_EMAIL,
     NOT_CONFIGURED,
     PERSONAL,
-    Reader,
     Skip,
     SourceError,
+    SourceReader,
     count,
     iso,
     micro_usd,
@@ -42,7 +42,7 @@ LIMIT :limit"""
 ROLES = {"owner": "owner", "admin": "admin"}  # every other Kilo role is a plain member
 
 
-class KiloReader(Reader):
+class KiloReader(SourceReader):
     """Reads ``microdollar_usage``: cost in microdollars (exact), cache hit and write
     tokens, the member's Google email and name, the organization and the member's role."""
 

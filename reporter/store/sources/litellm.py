@@ -12,9 +12,9 @@ from reporter.store.sources.bind import Bindings, name_organizations
 from reporter.store.sources.common import (
     NO_EMAIL,
     NO_ORGANIZATION,
-    Reader,
     Skip,
     SourceError,
+    SourceReader,
     count,
     float_usd,
     iso,
@@ -41,7 +41,7 @@ _BY = {"organization_alias": ("s.organization_id", "o.organization_alias",
                       'SELECT team_id, team_alias FROM "LiteLLM_TeamTable"')}
 
 
-class LiteLLMReader(Reader):
+class LiteLLMReader(SourceReader):
     """Reads ``"LiteLLM_SpendLogs"``: request_id, "startTime" (UTC without a zone), the
     user's email, tokens, cache tokens from the metadata's usage_object, spend (a float).
     An organization (or team) is bound by its id to the slug it was first stored under."""

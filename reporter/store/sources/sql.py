@@ -14,9 +14,9 @@ from reporter.store.ingest import FIELDS
 from reporter.store.sources.common import (
     NO_EMAIL,
     NO_ORGANIZATION,
-    Reader,
     Skip,
     SourceError,
+    SourceReader,
     as_instant,
     count,
     decimal_usd,
@@ -37,7 +37,7 @@ def escape_binds(query: str) -> str:
                      query)
 
 
-class SqlReader(Reader):
+class SqlReader(SourceReader):
     """Reads the rows of a configured SELECT; its columns are our fields by name."""
 
     def __init__(self, settings: Any) -> None:

@@ -25,9 +25,9 @@ from reporter.store.sources.common import (
     FUTURE,
     FUTURE_SLACK,
     PERSONAL,
-    Reader,
     Skip,
     SourceError,
+    SourceReader,
     SourceSettings,
     SyncResult,
     as_instant,
@@ -42,7 +42,7 @@ from reporter.store.sources.sql import SqlReader
 
 log = logging.getLogger(__name__)
 
-READERS: dict[str, Callable[[SourceSettings], Reader]] = {
+READERS: dict[str, Callable[[SourceSettings], SourceReader]] = {
     "litellm": LiteLLMReader, "kilo": KiloReader, "sql": SqlReader}
 Issue = Callable[[str], None]
 
@@ -91,7 +91,7 @@ def _read_only(conn: Connection, timeout_seconds: float) -> None:
         conn.exec_driver_sql("PRAGMA query_only = ON")
 
 
-def _store(engine: Engine, reader: Reader, rows: Sequence[Any], result: SyncResult,
+def _store(engine: Engine, reader: SourceReader, rows: Sequence[Any], result: SyncResult,
            issue: Issue, before: tuple[datetime, str] | None, now: datetime) -> None:
     """Map one page and store it through the ingest path; count what became of each row
     (``late``: inserted although at or before the watermark ``before``)."""
@@ -131,7 +131,7 @@ def _store(engine: Engine, reader: Reader, rows: Sequence[Any], result: SyncResu
                 result.late += inserted
 
 
-def _ingest(engine: Engine, reader: Reader, events: list[tuple[int, dict[str, Any] | str]],
+def _ingest(engine: Engine, reader: SourceReader, events: list[tuple[int, dict[str, Any] | str]],
             result: SyncResult, issue: Issue) -> int:
     """Store mapped rows; the number inserted."""
     name = f"source {reader.settings.name!r}"
@@ -155,7 +155,7 @@ def _ingest(engine: Engine, reader: Reader, events: list[tuple[int, dict[str, An
     return outcome.inserted
 
 
-def _pages(src: Engine, reader: Reader, source: SourceSettings, start: datetime,
+def _pages(src: Engine, reader: SourceReader, source: SourceSettings, start: datetime,
            where: str, url: str) -> Generator[Sequence[Any], None, None]:
     """The source's rows from ``start`` on, a page at a time in (timestamp, id) order, each
     read in its own read-only transaction; SourceError when the source cannot be read."""
@@ -299,7 +299,7 @@ def sync_source(engine: Engine, source: SourceSettings, *, env: Mapping[str, str
     return result
 
 
-def _mark(reader: Reader, rows: Sequence[Any], now: datetime) -> tuple[datetime, str] | None:
+def _mark(reader: SourceReader, rows: Sequence[Any], now: datetime) -> tuple[datetime, str] | None:
     """The newest (instant, id) of a page that is not in the future: how far it was read."""
     for row in reversed(rows):
         ts, ident = reader.key(row)
