@@ -147,3 +147,21 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                 engines.pop().dispose()
 
     return run
+
+
+@pytest.fixture(scope="session")
+def src_url() -> Iterator[str]:
+    """A PostgreSQL database holding a source's tables (LiteLLM's, Kilo's, a warehouse's)."""
+    from tests.source_support import source_database
+
+    yield from source_database()
+
+
+@pytest.fixture
+def src(src_url: str) -> Iterator[Engine]:
+    """The source database with fresh, empty tables."""
+    from tests.source_support import fresh_tables
+
+    engine = fresh_tables(src_url)
+    yield engine
+    engine.dispose()

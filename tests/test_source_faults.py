@@ -7,7 +7,6 @@ from __future__ import annotations
 import sqlite3
 import textwrap
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -21,23 +20,11 @@ from reporter.config import source_settings as source
 from reporter.store import orgs as store
 from reporter.store.sources import sync_source as sync
 from reporter.store.sources.bind import derived_slug
-from tests.source_support import ORG_ACME, Kilo, LiteLLM, fresh_tables, source_database
+from tests.source_support import ORG_ACME, Kilo, LiteLLM
 
 pytestmark = pytest.mark.postgres
 START = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 NOW = datetime(2025, 3, 20, tzinfo=UTC)
-
-
-@pytest.fixture(scope="session")
-def src_url() -> Iterator[str]:
-    yield from source_database()
-
-
-@pytest.fixture
-def src(src_url: str) -> Iterator[Engine]:
-    engine = fresh_tables(src_url)
-    yield engine
-    engine.dispose()
 
 
 def env_for(src_url: str) -> dict[str, str]:

@@ -4,7 +4,6 @@ into the store (SQLite and PostgreSQL) exactly, incrementally, idempotently and 
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -30,25 +29,11 @@ from tests.source_support import (
     ORG_INITECH,
     Kilo,
     LiteLLM,
-    fresh_tables,
-    source_database,
 )
 
 pytestmark = pytest.mark.postgres  # every source here lives in the PostgreSQL server
 START = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 NOW = datetime(2025, 3, 20, tzinfo=UTC)
-
-
-@pytest.fixture(scope="session")
-def src_url() -> Iterator[str]:
-    yield from source_database()
-
-
-@pytest.fixture
-def src(src_url: str) -> Iterator[Engine]:
-    engine = fresh_tables(src_url)
-    yield engine
-    engine.dispose()
 
 
 def env_for(src_url: str) -> dict[str, str]:

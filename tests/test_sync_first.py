@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +18,7 @@ from reporter.jobs import ledger
 from reporter.service import executors, triggers
 from reporter.service.scheduler import Service
 from reporter.store import db
-from tests.source_support import LiteLLM, fresh_tables, source_database
+from tests.source_support import LiteLLM
 
 pytestmark = pytest.mark.postgres  # the source lives in the PostgreSQL server
 
@@ -41,18 +40,6 @@ JOBS = textwrap.dedent("""\
         formats: [json]
         sync: true
     """)
-
-
-@pytest.fixture(scope="session")
-def src_url() -> Iterator[str]:
-    yield from source_database()
-
-
-@pytest.fixture
-def src(src_url: str) -> Iterator[Engine]:
-    engine = fresh_tables(src_url)
-    yield engine
-    engine.dispose()
 
 
 def test_sync_true_needs_a_source(tmp_path: Path) -> None:
