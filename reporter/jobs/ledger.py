@@ -77,22 +77,28 @@ def _match(unit: Unit) -> list[ColumnElement[bool]]:
             R.audience == unit.audience, R.first_day == unit.first, R.last_day == unit.last]
 
 
+def _insert(engine: Engine, unit: Unit, **values: Any) -> bool:
+    """Add the unit's row with ``values``; False when it has one already."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(runs).values(
+                job=unit.job, organization=unit.organization, audience=unit.audience,
+                first_day=unit.first, last_day=unit.last, period_name=unit.period_name,
+                trigger=unit.trigger, scheduled_for=unit.scheduled_for, forced=0, **values))
+    except IntegrityError:
+        return False
+    return True
+
+
 def claim(engine: Engine, unit: Unit, *, owner: str, now: datetime, timeout_seconds: int,
           force: bool = False) -> Claim:
     """Take the unit for this attempt: new, failed, empty, or left running with a claim not
     refreshed for ``timeout_seconds`` (and delivered, with ``force``). A unit delivered once
     is only sent again with ``force``: a plain run that finds a forced re-send abandoned
     marks the unit delivered again. Anything else is held by, or done by, someone else."""
-    try:
-        with engine.begin() as conn:
-            conn.execute(insert(runs).values(
-                job=unit.job, organization=unit.organization, audience=unit.audience,
-                first_day=unit.first, last_day=unit.last, period_name=unit.period_name,
-                state=RUNNING, trigger=unit.trigger, scheduled_for=unit.scheduled_for,
-                attempts=1, deliveries=0, forced=0, owner=owner, claimed_at=now))
+    if _insert(engine, unit, state=RUNNING, attempts=1, deliveries=0, owner=owner,
+               claimed_at=now):
         return Claim(True, "new", 1, now)
-    except IntegrityError:
-        pass
     stale = (R.state == RUNNING) & (R.claimed_at < now - timedelta(seconds=timeout_seconds))
     idle = R.state.in_(RETRYABLE) | stale  # nobody is working on it
     takeable = (idle | (R.state == DELIVERED)) if force else (idle & (R.deliveries == 0))
@@ -124,17 +130,10 @@ def cover(engine: Engine, units: list[Unit], *, by: Unit, now: datetime) -> None
     a delivered unit, or one another process holds, is left as it is."""
     note = f"covered by {by.audience} (one message names the highest threshold reached)"
     for unit in units:
-        try:
-            with engine.begin() as conn:
-                conn.execute(insert(runs).values(
-                    job=unit.job, organization=unit.organization, audience=unit.audience,
-                    first_day=unit.first, last_day=unit.last, period_name=unit.period_name,
-                    state=DELIVERED, trigger=unit.trigger, scheduled_for=unit.scheduled_for,
-                    attempts=0, deliveries=1, forced=0, claimed_at=now, finished_at=now,
-                    delivered_at=now, error=note, files="[]", recipients="[]"))
+        if _insert(engine, unit, state=DELIVERED, attempts=0, deliveries=1, claimed_at=now,
+                   finished_at=now, delivered_at=now, error=note, files="[]",
+                   recipients="[]"):
             continue
-        except IntegrityError:
-            pass
         stale = R.state.in_(RETRYABLE) & (R.deliveries == 0)
         with engine.begin() as conn:
             conn.execute(update(runs).where(*_match(unit), stale).values(
@@ -205,17 +204,10 @@ def record_missed(engine: Engine, units: list[Unit], *, now: datetime, reason: s
     The number of rows added."""
     added = 0
     for unit in units:
-        try:
-            with engine.begin() as conn:
-                conn.execute(insert(runs).values(
-                    job=unit.job, organization=unit.organization, audience=unit.audience,
-                    first_day=unit.first, last_day=unit.last, period_name=unit.period_name,
-                    state=MISSED, trigger=unit.trigger, scheduled_for=unit.scheduled_for,
-                    attempts=0, deliveries=0, forced=0, owner=None, claimed_at=now,
-                    finished_at=now, error=reason))
+        # a unit that ran (or was recorded) already keeps its row: that row says more
+        if _insert(engine, unit, state=MISSED, attempts=0, deliveries=0, owner=None,
+                   claimed_at=now, finished_at=now, error=reason):
             added += 1
-        except IntegrityError:
-            continue  # it ran (or was recorded) already: that row says more
     return added
 
 
