@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 
 NANOS_PER_USD = 1_000_000_000
 MAX_DECIMALS = 9
@@ -109,36 +109,39 @@ def display_places(nanos_values: Iterable[int], min_places: int = 2) -> int:
     return places
 
 
-def round_usd(nanos: int, places: int) -> str:
-    """A plain decimal string rounded half up to exactly ``places`` places (for people;
-    ``format_usd`` is exact)."""
+def round_usd(nanos: int, places: int, *, down: bool = False) -> str:
+    """A plain decimal string rounded half up (``down``: towards zero) to exactly ``places``
+    places (for people; ``format_usd`` is exact)."""
     sign = "-" if nanos < 0 else ""
     amount = nanos_to_decimal(abs(nanos)).quantize(Decimal(1).scaleb(-places),
-                                                   rounding=ROUND_HALF_UP)
+                                                   rounding=ROUND_DOWN if down else ROUND_HALF_UP)
     return f"{sign}{amount:f}"
 
 
-def display_usd(nanos: int, places: int = 2) -> str:
-    """``$1,234.500``: rounded half up to exactly ``places`` decimals with thousands
-    separators, as people read amounts in tables and sentences (``format_usd`` is exact)."""
-    text = round_usd(nanos, places)
+def display_usd(nanos: int, places: int = 2, *, down: bool = False) -> str:
+    """``$1,234.500``: rounded half up (``down``: towards zero, so an amount beside a limit
+    never reads as reaching it) to exactly ``places`` decimals with thousands separators, as
+    people read amounts in tables and sentences (``format_usd`` is exact)."""
+    text = round_usd(nanos, places, down=down)
     whole, _, frac = text.partition(".")
     sign = "-" if whole.startswith("-") else ""
     whole = f"{int(whole.lstrip('-')):,}"
     return f"{sign}${whole}.{frac}" if places else f"{sign}${whole}"
 
 
-def rough_usd(nanos: int) -> str:
+def rough_usd(nanos: int, *, down: bool = False) -> str:
     """An amount as people say a forecast: two significant figures from $100 up (``$5,800``,
-    ``$12,000``), whole dollars from $10, cents below."""
+    ``$12,000``), whole dollars from $10, cents below; rounded half even (``down``: towards
+    zero)."""
+    rounding = ROUND_DOWN if down else ROUND_HALF_EVEN
     amount = nanos_to_decimal(nanos)
     if amount >= 100:
         step = Decimal(10) ** (amount.adjusted() - 1)
-        rounded = (amount / step).quantize(Decimal(1), rounding=ROUND_HALF_EVEN) * step
+        rounded = (amount / step).quantize(Decimal(1), rounding=rounding) * step
         return f"${int(rounded):,}"
     if amount >= 10:
-        return f"${int(amount.quantize(Decimal(1), rounding=ROUND_HALF_EVEN)):,}"
-    return f"${amount.quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN)}"
+        return f"${int(amount.quantize(Decimal(1), rounding=rounding)):,}"
+    return f"${amount.quantize(Decimal('0.01'), rounding=rounding)}"
 
 
 def divide_round(numerator_nanos: int, denominator: int) -> int:

@@ -175,3 +175,17 @@ def test_personal_report_uses_the_members_budget(engine: Engine) -> None:
     across = Period("custom", date(2026, 10, 28), date(2026, 11, 3), "America/New_York")
     assert budget.attach(engine, aggregate.build(engine, "acme", across)).budget is None
     assert json.loads(json_report.render(alice))["budget"] is None
+
+
+def test_an_amount_below_its_budget_never_reads_as_reaching_it() -> None:
+    """$99.995 of $100 reads $99.99 (rounded half up it would read $100.00 next to a
+    threshold of 100% not reached); a forecast just below reads below; amounts away from
+    the budget round as usual."""
+    hundred = 100 * 10**9
+    assert budget.usd(99_995_000_000, hundred) == "$99.99"
+    assert budget.usd(99_995_000_000) == "$100.00"
+    assert budget.usd(50_005_000_000, hundred) == "$50.01"
+    assert budget.usd(hundred, hundred) == "$100.00"
+    assert budget.near(995 * 10**9, 1000 * 10**9) == "$990"
+    assert budget.near(1_004 * 10**9, 1000 * 10**9) == "$1,000"
+    assert budget.near(226 * 10**9, 1000 * 10**9) == "$230"

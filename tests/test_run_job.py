@@ -3,6 +3,7 @@ stand on their own, and what a mistaken job or file does."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import textwrap
 from collections.abc import Callable
@@ -134,3 +135,16 @@ def test_a_command_given_a_database_does_not_read_a_broken_jobs_file(
     listed = cli("org", "list")
     assert listed.exit_code == 0, listed.stderr
     assert "acme" in listed.stdout
+
+
+def test_jobs_lists_an_alert_job_without_formats(cli: Callable[..., Result],
+                                                 tmp_path: Path) -> None:
+    (tmp_path / "jobs.yaml").write_text(
+        "jobs:\n  spend:\n    kind: alert\n    when: budget\n    deliver: {email: true}\n")
+    listed = cli("jobs")
+    assert listed.exit_code == 0, listed.stderr
+    assert listed.stdout.splitlines()[0] == "spend: alert when budget, admins"
+    as_json = cli("jobs", "--json")
+    [job] = json.loads(as_json.stdout)
+    assert (job["kind"], job["when"], job["formats"], job["period"]) == (
+        "alert", "budget", [], None)

@@ -217,3 +217,21 @@ def test_text_from_data_is_escaped_for_every_chat() -> None:
         assert "@all" not in text
         assert text.replace("\u200b", "").count("@channel") == 1  # still reads the same
     assert "bob@x.com" in body["blocks"][0]["text"]["text"]
+
+
+def test_markup_from_data_is_broken_but_addresses_stay_whole() -> None:
+    text = webhook.escape("Bob *bold* _it_ `code` ~gone~ first_last@acme.com")
+    marks = [i for i, c in enumerate(text) if c in "*_`~" and text[i - 1:i + 2] != "t_l"]
+    assert len(marks) == 8
+    assert all(text[i - 1] == "\u200b" for i in marks)  # each opens or closes nothing
+    assert "first_last@acme.com" in text
+    assert text.replace("\u200b", "") == "Bob *bold* _it_ `code` ~gone~ first_last@acme.com"
+
+
+@pytest.mark.parametrize("url", ["https://user:pw@hooks.example.com/x",
+                                 "https://hooks.example.com/x\x7f"])
+def test_urls_retrying_cannot_fix_are_refused_in_one_line(url: str) -> None:
+    problem = webhook.url_problem(url)
+    assert problem is not None
+    assert "pw" not in problem
+    assert "hooks.example.com" not in problem

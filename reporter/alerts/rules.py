@@ -151,12 +151,14 @@ def _percent(value: Decimal) -> str:
 def _budget_sentence(subject: _Subject, made: Budget, on: str, threshold: int) -> str:
     month = made.month.strftime("%B")
     left = made.days_in_month - made.days_elapsed
-    spent, monthly = budget.usd(made.spent_nanos), budget.usd(made.monthly_nanos)
+    spent = budget.usd(made.spent_nanos, made.monthly_nanos)
+    monthly = budget.usd(made.monthly_nanos)
+    forecast = budget.near(made.forecast_nanos, made.monthly_nanos)
     to_go = f"{left} day{'s' if left != 1 else ''} to go" if left else "by the month's end"
     if on == "forecast":
         share = budget.percent_of(made.forecast_nanos, made.monthly_nanos, 0)
         return (f"At this pace {subject.label} ends {month} near "
-                f"{budget.near(made.forecast_nanos)}, {share}% of {subject.their} {monthly} "
+                f"{forecast}, {share}% of {subject.their} {monthly} "
                 f"budget (the {threshold}% threshold); " + (
                     f"{spent} spent so far with {to_go}." if left else
                     f"{spent} spent in the month."))
@@ -164,7 +166,7 @@ def _budget_sentence(subject: _Subject, made: Budget, on: str, threshold: int) -
             f"budget: {spent} spent ({_percent(made.percent)}){' with' if left else ''} "
             f"{to_go}")
     if left:
-        text += f"; at this pace the month ends near {budget.near(made.forecast_nanos)}"
+        text += f"; at this pace the month ends near {forecast}"
     over = made.spent_nanos - made.monthly_nanos
     if over > 0:
         text += f", {'already ' if left else ''}{budget.usd(over)} over budget"

@@ -137,10 +137,12 @@ def job_objects(config: Config, fires: Mapping[str, list[datetime]]) -> list[dic
             tz = ZoneInfo(job.timezone or trigger.partition("@")[2] or "UTC")
             nexts.append({"trigger": trigger, "timezone": tz.key,
                           "times": [fire.astimezone(tz).isoformat() for fire in fires[trigger]]})
-        out.append({"name": job.name, "enabled": job.enabled, "period": job.period,
+        alert = job.alert.when if job.alert is not None else None
+        out.append({"name": job.name, "kind": job.kind, "enabled": job.enabled,
+                    "period": None if alert else job.period, "when": alert,
                     "audience": job.audience,
                     "addresses": list(job.addresses) if job.audience == "list" else [],
-                    "formats": list(job.formats), "schedule": job.schedule,
+                    "formats": [] if alert else list(job.formats), "schedule": job.schedule,
                     "timezone": job.timezone, "next": nexts})
     return out
 
@@ -152,7 +154,11 @@ def job_lines(config: Config, fires: Mapping[str, list[datetime]]) -> list[str]:
     for job in config.jobs.values():
         audience = ", ".join(job.addresses) if job.audience == "list" else job.audience
         state = "" if job.enabled else " (disabled)"
-        lines.append(f"{job.name}{state}: {job.period}, {audience}, {','.join(job.formats)}")
+        what = (f"alert when {job.alert.when}" if job.alert is not None
+                else f"{job.period}, {audience}, {','.join(job.formats)}")
+        if job.alert is not None:
+            what += f", {audience}"
+        lines.append(f"{job.name}{state}: {what}")
         if job.schedule is None:
             lines.append("  schedule: none (run it with 'reporter run')")
             continue

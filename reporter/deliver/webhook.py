@@ -43,6 +43,8 @@ _BREAK = "\u200b"
 #: the start of a Markdown link's target (``[text](url)``)
 _MENTION = re.compile(r"(?<![\w.])@(?=\w)")
 _LINK = re.compile(r"\]\(")
+#: the markup characters of mrkdwn and Markdown where they can open or close a span
+_MARKUP = re.compile(r"[*~`]|(?<!\w)_|_(?!\w)")
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,10 @@ def url_problem(url: str, allow_plaintext: bool = False) -> str | None:
         return "does not hold an http(s) URL"
     if not host:
         return "holds a URL without a host"
-    if any(c.isspace() or ord(c) < 32 for c in url.strip()):
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url.strip()):
         return "holds a URL with spaces or control characters"
+    if parts.username is not None or parts.password is not None:
+        return "holds a URL with a user name or password before its host"
     if parts.scheme.lower() == "http" and not allow_plaintext and not _loopback(host):
         return (f"holds a plain http:// URL to {host}: its secret would travel unencrypted; "
                 f"use https, or set allow_plaintext: true")
@@ -95,9 +99,11 @@ def url_problem(url: str, allow_plaintext: bool = False) -> str | None:
 
 def escape(text: str) -> str:
     """``text`` safe in Slack mrkdwn, Mattermost and Teams Markdown: ``&``, ``<`` and ``>``
-    as entities (no ``<!channel>``, no ``<url|disguised>`` link), and no ``@mention`` or
-    ``[text](url)`` link either (broken by an invisible zero-width space)."""
+    as entities (no ``<!channel>``, no ``<url|disguised>`` link), and no ``@mention``,
+    ``[text](url)`` link or ``*bold*``/``_italic_``/``~strike~``/`` `code` `` markup either
+    (each broken by an invisible zero-width space; ``first_last@x`` is left whole)."""
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _MARKUP.sub(_BREAK + r"\g<0>", text)
     return _LINK.sub("]" + _BREAK + "(", _MENTION.sub("@" + _BREAK, text))
 
 
@@ -240,6 +246,9 @@ def post(target: WebhookSettings, body: dict[str, Any], *,
             status, retry_after, text = _post_once(target, url, data)
         except TimeoutError:
             last = f"no answer within {target.timeout_seconds:g} s"
+        except http.client.InvalidURL:  # the client refused the URL: retrying cannot help
+            raise DeliveryError(f"{target.name}: environment variable {target.url_env} "
+                                f"does not hold a URL the client accepts") from None
         except (ConnectionError, http.client.HTTPException, urllib.error.URLError,
                 OSError) as exc:
             reason = getattr(exc, "reason", None)

@@ -112,28 +112,42 @@ def attach(engine: Engine, report: Report) -> Report:
     return report
 
 
-def near(nanos: int) -> str:
-    """A forecast as people say it (``money.rough_usd``)."""
-    return money.rough_usd(nanos)
+def _within(text: str, nanos: int, limit: int | None, down: str) -> str:
+    """``text`` (``nanos`` rounded), or ``down`` (rounded towards zero) when rounding would
+    carry an amount below ``limit`` up to it: nothing reads as reaching a budget it has
+    not reached."""
+    if limit is None or nanos >= limit or money.parse_usd(
+            text.lstrip("$").replace(",", "")) < limit:
+        return text
+    return down
 
 
-def usd(nanos: int) -> str:
-    """``$5,000.00``: an amount to the cent (``money.display_usd``)."""
-    return money.display_usd(nanos)
+def near(nanos: int, limit: int | None = None) -> str:
+    """A forecast as people say it (``money.rough_usd``); below ``limit`` it never reads
+    as reaching it."""
+    return _within(money.rough_usd(nanos), nanos, limit, money.rough_usd(nanos, down=True))
+
+
+def usd(nanos: int, limit: int | None = None) -> str:
+    """``$5,000.00``: an amount to the cent (``money.display_usd``); below ``limit`` it never
+    reads as reaching it."""
+    return _within(money.display_usd(nanos), nanos, limit,
+                   money.display_usd(nanos, down=True))
 
 
 def sentence(budget: Budget, whose: str = "the") -> str:
     """The block as one plain sentence: spend, budget, percent and where the month heads;
     a forecast over budget is said plainly."""
     name = budget.month.strftime("%B")
-    text = (f"{usd(budget.spent_nanos)} of {whose} {usd(budget.monthly_nanos)} {name} budget "
+    spent = usd(budget.spent_nanos, budget.monthly_nanos)
+    text = (f"{spent} of {whose} {usd(budget.monthly_nanos)} {name} budget "
             f"spent ({budget.percent}%)")
     left = budget.days_in_month - budget.days_elapsed
     if left == 0:
         over = budget.spent_nanos - budget.monthly_nanos
         return text + (f", {usd(over)} over budget." if over > 0 else ".")
     text += f" with {left} day{'s' if left != 1 else ''} to go"
-    pace = f"; at this pace the month ends near {near(budget.forecast_nanos)}"
+    pace = f"; at this pace the month ends near {near(budget.forecast_nanos, budget.monthly_nanos)}"
     if budget.over:
         return text + pace + f", over the {usd(budget.monthly_nanos)} budget."
     return text + pace + ", within budget."
