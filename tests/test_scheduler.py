@@ -154,9 +154,12 @@ def test_reconcile_new_changed_and_removed_jobs(sqlite_engine: Engine, cfg_path:
     svc.reload()
     states = triggers.load_states(sqlite_engine)
     assert set(states) == {"weekly", "x@UTC"}
-    # a changed trigger counts from the change: Monday 06:00 came before it, nothing owed
-    assert states["weekly"].last_fire == clock.now
-    assert svc.due(clock.now) == []
+    # a changed schedule keeps the last fire: its Monday 06:00 fire since then is owed (the
+    # ledger skips a period the old schedule delivered), so a change on the run day never
+    # loses that week's report
+    assert states["weekly"].last_fire == utc(2026, 11, 22, 12)
+    assert [(d.trigger_id, d.scheduled_for) for d in svc.due(clock.now)] == [
+        ("weekly", utc(2026, 11, 23, 6))]
 
 
 def test_jobs_next_run_times(sqlite_engine: Engine, cfg_path: Path) -> None:

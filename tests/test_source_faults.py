@@ -7,19 +7,22 @@ from __future__ import annotations
 import sqlite3
 import textwrap
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from sqlalchemy import Engine, text
 
 from reporter import config
 from reporter.config import source_settings as source
 from reporter.store import orgs as store
+from reporter.store.sources import SourceError
 from reporter.store.sources import sync_source as sync
-from reporter.store.sources.bind import derived_slug
+from reporter.store.sources.bind import Bindings, derived_slug
+from reporter.store.sources.common import Skip
 from tests.source_support import ORG_ACME, Kilo, LiteLLM
 
 pytestmark = pytest.mark.postgres
@@ -387,3 +390,74 @@ def test_the_readme_read_only_role_can_sync_and_nothing_more(
         with psycopg.connect(src_url, autocommit=True) as admin:
             admin.execute(f'DROP OWNED BY "{role}"')
             admin.execute(f'DROP ROLE "{role}"')
+
+
+def test_a_row_hours_ahead_marks_now_and_later_rows_are_still_read(
+        engine: Engine, src: Engine, src_url: str) -> None:
+    """A proxy's clock 20 hours fast (inside the day of slack): its row is stored, but the
+    watermark stays at now, so a row written a minute later with a true clock is read."""
+    litellm = LiteLLM(src)
+    litellm.setup()
+    litellm.insert(litellm_rows(litellm, 1, NOW - timedelta(minutes=30), "org-1", "r")
+                   + litellm_rows(litellm, 1, NOW + timedelta(hours=20), "org-1", "skew"))
+    first = sync(engine, gateway(), env=env_for(src_url), now=NOW)
+    assert first.inserted == 2
+    assert first.watermark is not None
+    assert first.watermark[0] <= NOW
+    litellm.insert(litellm_rows(litellm, 1, NOW + timedelta(minutes=1), "org-1", "true"))
+    assert sync(engine, gateway(), env=env_for(src_url),
+                now=NOW + timedelta(minutes=2)).inserted == 1
+
+
+def test_since_past_the_watermark_skips_nothing(engine: Engine, src: Engine,
+                                                src_url: str) -> None:
+    litellm = LiteLLM(src)
+    litellm.setup()
+    litellm.insert(litellm_rows(litellm, 1, NOW - timedelta(hours=3), "org-1", "a"))
+    assert sync(engine, gateway(), env=env_for(src_url), now=NOW).inserted == 1
+    litellm.insert(litellm_rows(litellm, 1, NOW - timedelta(hours=2), "org-1", "c")
+                   + litellm_rows(litellm, 1, NOW - timedelta(minutes=5), "org-1", "d"))
+    again = sync(engine, gateway(), env=env_for(src_url), now=NOW,
+                 since=NOW - timedelta(hours=1))
+    assert again.inserted == 2  # c, between the watermark and --since, is read too
+
+
+def test_a_renamed_source_keeps_its_organizations(engine: Engine, src: Engine,
+                                                  src_url: str) -> None:
+    litellm = LiteLLM(src)
+    litellm.setup()
+    litellm.insert(litellm_rows(litellm, 2, START, "org-1", "a"))
+    assert sync(engine, gateway(), env=env_for(src_url), now=NOW).inserted == 2
+    litellm.insert(litellm_rows(litellm, 1, START + timedelta(days=1), "org-1", "b"))
+    renamed = source("gw", kind="litellm", url_env="SRC_URL",
+                     organization_from="organization_alias", page_size=50)
+    result = sync(engine, renamed, env=env_for(src_url), now=NOW)
+    assert result.skipped == {}
+    assert result.inserted == 1
+
+
+def test_two_syncs_at_once_never_bind_one_slug_twice(engine: Engine) -> None:
+    """Two processes derive the same slug for organizations of two sources before either
+    stored its binding: the second to store refuses (nothing of its page is stored), and
+    its next sync names the conflict."""
+    first = Bindings("gateway", None, "organizations")
+    second = Bindings("kilo", None, "organizations")
+    first.load(engine)
+    second.load(engine)
+    assert first.slug("org-1", "Acme") == "acme"
+    assert second.slug("1111-aaaa", "ACME") == "acme"
+    first.store(engine, NOW)
+    with pytest.raises(SourceError, match="took at the same moment"):
+        second.store(engine, NOW)
+    again = Bindings("kilo", None, "organizations")
+    again.load(engine)
+    refused = again.slug("1111-aaaa", "ACME")
+    assert isinstance(refused, Skip)
+    assert refused.reason == "organization conflict"
+
+
+def test_a_name_with_control_characters_is_refused_at_the_command_line(
+        cli: Callable[..., Result]) -> None:
+    done = cli("member", "set", "acme", "eve@acme.com", "--name", "Eve\x1b[2J\nfake")
+    assert done.exit_code == 1
+    assert "control character" in done.stderr

@@ -222,9 +222,10 @@ def _moved(specs: Mapping[str, Spec], rows: Mapping[str, Any],
 
 
 def sync(engine: Engine, specs: Mapping[str, Spec], now: datetime) -> None:
-    """Match the table to the triggers: a new trigger or a changed schedule starts counting
-    from now (nothing before it is owed); a changed timezone keeps the last fire, so a fire
-    in the new timezone since then is owed (or shown missed); a trigger no longer
+    """Match the table to the triggers: a new trigger starts counting from now (nothing
+    before it is owed); a changed schedule or timezone keeps the last fire, so a fire of the
+    new schedule or in the new timezone since then is owed (or shown missed): a change on
+    the run day never loses that day's report; a trigger no longer
     configured is forgotten. An organization that moves to a trigger that already fired
     without it is owed that fire, by a catch-up."""
     with engine.begin() as conn:
@@ -245,8 +246,10 @@ def sync(engine: Engine, specs: Mapping[str, Spec], now: datetime) -> None:
                 conn.execute(insert(fires).values(trigger_id=spec_id, **values))
                 log.info("trigger %s added: %r in %s", spec_id, spec.schedule, spec.timezone)
             elif row.schedule != spec.schedule:
-                conn.execute(update(fires).where(F.trigger_id == spec_id).values(**values))
-                log.info("trigger %s changed: %r in %s", spec_id, spec.schedule, spec.timezone)
+                conn.execute(update(fires).where(F.trigger_id == spec_id).values(
+                    schedule=spec.schedule, timezone=spec.timezone, orgs=orgs))
+                log.info("trigger %s changed: %r in %s; a fire of it since %s is owed",
+                         spec_id, spec.schedule, spec.timezone, row.last_fire.isoformat())
             elif row.timezone != spec.timezone:
                 conn.execute(update(fires).where(F.trigger_id == spec_id).values(
                     timezone=spec.timezone, orgs=orgs))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -107,6 +108,9 @@ def check_name(name: str, what: str = "name") -> str:
         raise ReporterError(f"{what} is longer than {NAME_LENGTH} characters")
     if _UNSTORABLE.search(name):
         raise ReporterError(f"{what} {name!r} holds a NUL character or a lone surrogate")
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        raise ReporterError(f"{what} {name!r} holds a control character (a line break, an "
+                            f"escape sequence): names are shown on one line")
     return name
 
 

@@ -10,17 +10,19 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from reporter.errors import ReporterError
 from reporter.store import orgs
 from reporter.store.schema import source_organizations as table
-from reporter.store.sources.common import NOT_CONFIGURED, Skip, printable, slug_of
+from reporter.store.sources.common import NOT_CONFIGURED, Skip, SourceError, printable, slug_of
 
 log = logging.getLogger(__name__)
 
 CONFLICT = "organization conflict"
+#: the PostgreSQL advisory lock held while a source's new bindings are written
+_LOCK_KEY = 0x52504F42
 
 
 def derived_slug(name: str, source_id: str) -> str:
@@ -65,7 +67,7 @@ class Bindings:
         wanted: dict[str, list[str]] = {}
         for org_id, name in organizations:
             key = str(org_id)
-            self.names[key] = "" if name is None else str(name)
+            self.names[key] = "" if name is None else printable(name)
             if self.configured is None and (self.source, key) not in self.bound:
                 wanted.setdefault(derived_slug(self.names[key], key), []).append(key)
         for slug, ids in wanted.items():
@@ -85,7 +87,7 @@ class Bindings:
         now), or why the row is skipped."""
         key = str(source_id)
         if name is not None and key not in self.names:
-            self.names[key] = str(name)
+            self.names[key] = printable(name)
         if self.configured is not None:
             slug = self.configured.get(key)
             if slug is None:
@@ -100,7 +102,8 @@ class Bindings:
         if slug is not None:
             return slug
         slug = derived_slug(self.names.get(key, ""), key)
-        others = [o for o in self.owners.get(slug, []) if o != (self.source, key)]
+        # the same id under another source name is this organization (a renamed source)
+        others = [o for o in self.owners.get(slug, []) if o[1] != key]
         if others:
             self.refused[key] = self._clash(slug, [*others, (self.source, key)])
             return Skip(CONFLICT, self.refused[key])
@@ -111,6 +114,17 @@ class Bindings:
         if self.bound.get((self.source, key)) != slug and self.fresh.get(key) != slug:
             self.fresh[key] = slug
             self.owners.setdefault(slug, []).append((self.source, key))
+
+    def _check_race(self, conn: Connection) -> None:
+        """Refuse (rolling back) when another process bound a slug this one derived since
+        ``load``: the store never holds two source organizations under one derived slug."""
+        slugs = sorted(set(self.fresh.values()))
+        taken = conn.execute(select(table.c.source, table.c.source_id, table.c.slug)
+                             .where(table.c.slug.in_(slugs))).all()
+        for source, key, slug in taken:
+            mine = [k for k, s in self.fresh.items() if s == slug]
+            if mine and key not in mine:
+                raise SourceError(_race(self.source, mine[0], slug, (source, key)))
 
     def store(self, engine: Engine, now: datetime) -> None:
         """Keep the bindings first used since the last call (a configured map rebinds)."""
@@ -127,11 +141,22 @@ class Bindings:
         else:
             statement = statement.on_conflict_do_nothing()
         with engine.begin() as conn:
-            conn.execute(statement)
+            if conn.dialect.name == "postgresql":  # one binding at a time, across processes
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+            conn.execute(statement)  # on SQLite this write takes the database's write lock
+            if self.configured is None:
+                self._check_race(conn)
         for key, slug in self.fresh.items():
             self.bound[(self.source, key)] = slug
         self.fresh.clear()
 
+
+
+def _race(source: str, key: str, slug: str, other: tuple[str, str]) -> str:
+    return (f"source {source!r}: organization {printable(key)} would be {slug!r}, which "
+            f"organization {printable(other[1])} of source {other[0]!r} took at the same "
+            f"moment (another sync ran at once); nothing of this page was stored: run "
+            f"'reporter sync' again, and it names the conflict")
 
 
 def name_organizations(engine: Engine, names: Mapping[str, str], what: str) -> list[str]:

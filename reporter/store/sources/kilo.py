@@ -98,8 +98,8 @@ class KiloReader(SourceReader):
         self.seen_orgs[slug] = self.bindings.names[key]
         member = (slug, email)
         if member not in self.done_members:
-            self.seen_members[member] = (name or None, ROLES.get(role, "member") if role
-                                         else None)
+            shown = printable(name) if name else None  # never a raw control character
+            self.seen_members[member] = (shown, ROLES.get(role, "member") if role else None)
         return {
             "id": str(usage_id),
             "timestamp": iso(created_at),

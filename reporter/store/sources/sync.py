@@ -263,10 +263,9 @@ def sync_source(engine: Engine, source: SourceSettings, *, env: Mapping[str, str
     reader = READERS[source.kind](source)
     last = watermark.get(engine, source.name)
     result.watermark = last
-    if since is not None:
-        start = utc(since)
-    else:
-        start = EPOCH if last is None else last[0] - timedelta(minutes=source.overlap_minutes)
+    start = EPOCH if last is None else last[0] - timedelta(minutes=source.overlap_minutes)
+    if since is not None:  # read again from DATE; a DATE past the watermark skips nothing
+        start = min(start, utc(since))
     where = f"source {source.name!r} ({masked(url)})"
     try:
         src = open_source(url, source.timeout_seconds)
@@ -300,12 +299,14 @@ def sync_source(engine: Engine, source: SourceSettings, *, env: Mapping[str, str
 
 
 def _mark(reader: SourceReader, rows: Sequence[Any], now: datetime) -> tuple[datetime, str] | None:
-    """The newest (instant, id) of a page that is not in the future: how far it was read."""
+    """The newest (instant, id) of a page that is not in the future: how far it was read.
+    A row ahead of ``now`` (a clock running fast, by less than FUTURE_SLACK) marks ``now``,
+    never its own time: rows written later with a true clock are still read."""
     for row in reversed(rows):
         ts, ident = reader.key(row)
         instant = as_instant(ts)
         if instant is not None and instant <= now + FUTURE_SLACK:
-            return instant, str(ident)
+            return (instant, str(ident)) if instant <= now else (now, "")
     return None
 
 
