@@ -325,6 +325,17 @@ def test_the_demo_refuses_a_database_with_other_data(cli, engine: Engine,  # typ
     assert "(member real@person.com of acme)" in cli("demo", "--days", "3").stderr
 
 
+def test_the_demo_never_overwrites_an_organization_someone_set_up(  # type: ignore[no-untyped-def]
+        cli, tmp_path: Path) -> None:
+    (tmp_path / "jobs.yaml").write_text("jobs: {}\n")
+    cli("org", "set", "acme", "--name", "Real Acme Inc", "--timezone", "Europe/Paris")
+    refused = cli("demo", "--days", "3")
+    assert refused.exit_code == 1
+    assert "(organization 'acme')" in refused.stderr
+    listed = cli("org", "list")
+    assert "Real Acme Inc" in listed.stdout
+
+
 def test_the_demo_delivers_only_to_the_outbox(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """A real process in a folder whose jobs.yaml names a mail server and a webhook: the

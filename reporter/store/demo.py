@@ -137,9 +137,14 @@ def check_only_demo(engine: Engine, url: str) -> None:
     organization, no member the demo did not make, no usage event it did not generate. The
     demo must never mix its rows into real ones nor mail real people."""
     demo_orgs = {org.slug: {m.email for m in org.members} for org in ORGS}
+    settings = {org.slug: (org.name, org.timezone) for org in ORGS}
     with engine.connect() as conn:
         other_org = conn.scalar(select(Organization.slug)
                                 .where(Organization.slug.not_in(list(demo_orgs))).limit(1))
+        for slug, name, timezone in conn.execute(
+                select(Organization.slug, Organization.name, Organization.timezone)):
+            if other_org is None and settings.get(slug, (name, timezone)) != (name, timezone):
+                other_org = slug  # set up by someone: the demo would overwrite it
         other_member = None
         for slug, email in conn.execute(
                 select(Organization.slug, User.email)

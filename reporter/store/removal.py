@@ -27,9 +27,13 @@ class Removal:
     users: int
 
     def describe(self) -> str:
-        """``4,210 usage events, 3 members, 12 run records, 2 users``."""
-        return (f"{self.events:,} usage events, {self.members:,} members, "
-                f"{self.runs:,} run records, {self.users:,} users in no other organization")
+        """``4,210 usage events, 3 members, 12 run records, 1 user``."""
+        def counted(value: int, word: str) -> str:
+            return f"{value:,} {word}{'' if value == 1 else 's'}"
+
+        return (f"{counted(self.events, 'usage event')}, {counted(self.members, 'member')}, "
+                f"{counted(self.runs, 'run record')}, {counted(self.users, 'user')} in no "
+                f"other organization")
 
 
 def _org_id(conn: Connection, slug: str) -> int:
