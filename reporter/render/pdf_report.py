@@ -114,9 +114,17 @@ def print_page(report: Report, options: object = None) -> str:
 
 
 def render(report: Report, options: object = None) -> bytes:
-    """The report as a PDF: real text, title and metadata, "Page X of Y" on every page."""
+    """The report as a PDF: real text, title and metadata, "Page X of Y" on every page;
+    printed by WeasyPrint, or by Chromium when the options' ``pdf_engine`` says so."""
     text = print_page(report, options)
     started = time.perf_counter()
+    if getattr(options, "pdf_engine", None) == "chromium":
+        from reporter.render import pdf_chromium
+
+        printed = pdf_chromium.render_html(text)
+        log.debug("PDF of %s by Chromium in %.2f s", report.title,
+                  time.perf_counter() - started)
+        return printed
     document = _Page(text).render()
     data: bytes = document.write_pdf()
     log.debug("PDF of %s: %d pages in %.2f s", report.title, len(document.pages),
