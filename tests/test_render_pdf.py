@@ -166,6 +166,9 @@ def test_chromium_refuses_what_a_page_without_csp_asks_for(
         listener: socket.socket, caplog: pytest.LogCaptureFixture) -> None:
     pytest.importorskip("playwright.sync_api")
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/logo.png"
+    # a report before, with a policy that blocks everything: its policy does not carry over
+    pdf_chromium.render_html("<html><head><meta http-equiv='Content-Security-Policy' "
+                             "content=\"default-src 'none'\"></head><body>x</body></html>")
     data = pdf_chromium.render_html(f"<html><head><title>t</title></head><body>"
                                     f"<img src='{url}'><p>text</p></body></html>")
     assert data.startswith(b"%PDF")

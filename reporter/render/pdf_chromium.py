@@ -138,10 +138,13 @@ def _page(browser: Any) -> Any:
 
 
 def _print(browser: Any, html: str) -> bytes:
-    """Print ``html``: it replaces the whole document of the page (no script runs, nothing
-    is fetched or stored, so nothing of the report before is left to show)."""
+    """Print ``html`` in a new document of the page (no script runs, nothing is fetched or
+    stored, so nothing of the report before is left to show)."""
     page = _page(browser)
     try:
+        # a fresh document: set_content alone writes into the one before, which keeps its
+        # Content Security Policy
+        page.goto("about:blank")
         page.set_content(html, wait_until="load")
         data: bytes = page.pdf(prefer_css_page_size=True, print_background=True)
     except Exception:
