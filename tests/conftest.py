@@ -165,3 +165,20 @@ def src(src_url: str) -> Iterator[Engine]:
     engine = fresh_tables(src_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(params=["weasyprint", "chromium"])
+def pdf_options(request: pytest.FixtureRequest) -> Any:
+    """Render options printing PDFs with each engine: WeasyPrint (the default) and the
+    optional Chromium (skipped where Playwright or the browser is missing, failed on CI)."""
+    from reporter.render import Options
+
+    if request.param == "chromium":
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            missing("playwright")
+        if shutil.which(CHROMIUM) is None:
+            missing(f"the browser {CHROMIUM!r}")
+        request.applymarker(pytest.mark.browser)
+    return Options(pdf_engine=request.param)

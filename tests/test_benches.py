@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: bench module -> the arguments of its smallest run, and a heading its table must print
 SMALLEST = {
-    "bench_batch": (["--orgs", "2", "--events", "20", "--workers", "1"], "core-s per org"),
+    "bench_batch": (["--orgs", "2", "--events", "20", "--workers", "1",
+                     "--engines", "weasyprint,chromium"], "core-s per org"),
     "bench_render": (["--per-day", "5"], "ours / Chromium"),
     "bench_xlsx": (["--events", "2000", "--repeat", "1"], "XlsxWriter"),
     "bench_store": (["--events", "2000", "--sizes", "", "--repeat", "1"], "+ all four"),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import re
+import socket
 import subprocess
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -15,7 +17,7 @@ from sqlalchemy import Engine
 
 from reporter import money
 from reporter.periods import Period
-from reporter.render import Options, json_report, pdf_report, render, rollup
+from reporter.render import Options, json_report, pdf_chromium, pdf_report, render, rollup
 from reporter.report import aggregate
 from reporter.report.model import Report
 from reporter.store import demo
@@ -44,9 +46,10 @@ def synthetic_report(engine: Engine, *, days: int, members: int, events: int) ->
     return aggregate.build(engine, "bench", period, now=datetime(2027, 6, 1, tzinfo=UTC))
 
 
-def test_pdf_text_shows_the_numbers_of_the_json(sqlite_engine: Engine) -> None:
+def test_pdf_text_shows_the_numbers_of_the_json(sqlite_engine: Engine,
+                                                pdf_options: Options) -> None:
     report = small_report(sqlite_engine)
-    reader, pages = pages_text(pdf_report.render(report))
+    reader, pages = pages_text(pdf_report.render(report, pdf_options))
     text = "\n".join(pages)
     data = json_report.to_dict(report)
     shown = amounts(text)
@@ -73,9 +76,10 @@ def test_pdf_text_shows_the_numbers_of_the_json(sqlite_engine: Engine) -> None:
     assert "Summarised for print" not in text  # a small report is shown in full
 
 
-def test_pdf_pages_carry_header_footer_and_repeated_table_headers(sqlite_engine: Engine) -> None:
+def test_pdf_pages_carry_header_footer_and_repeated_table_headers(sqlite_engine: Engine,
+                                                                  pdf_options: Options) -> None:
     report = synthetic_report(sqlite_engine, days=7, members=14, events=250)
-    _, pages = pages_text(render(report, "pdf"))
+    _, pages = pages_text(render(report, "pdf", pdf_options))
     count = len(pages)
     assert count >= 2
     for number, text in enumerate(pages, start=1):
@@ -91,9 +95,10 @@ def test_pdf_pages_carry_header_footer_and_repeated_table_headers(sqlite_engine:
 
 
 @pytest.mark.slow
-def test_pdf_of_a_long_period_is_rolled_up_and_bounded(sqlite_engine: Engine) -> None:
+def test_pdf_of_a_long_period_is_rolled_up_and_bounded(sqlite_engine: Engine,
+                                                       pdf_options: Options) -> None:
     report = synthetic_report(sqlite_engine, days=365, members=8, events=2000)
-    data = render(report, "pdf")
+    data = render(report, "pdf", pdf_options)
     _, pages = pages_text(data)
     text = re.sub(r"\s+", " ", "\n".join(pages))
     assert len(pages) <= 12
@@ -128,14 +133,47 @@ def test_rolled_up_rows_add_up_to_the_summary(sqlite_engine: Engine) -> None:
         len(row.members) for row in report.by_day)
 
 
-def test_pdf_fetches_nothing(sqlite_engine: Engine, tmp_path: Path,
-                             caplog: pytest.LogCaptureFixture) -> None:
-    (tmp_path / "report-pdf.css").write_text(
-        "@page { background: url(http://127.0.0.1:9/paper.png); }\n")
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """A TCP port on loopback that counts as fetched if anything connects to it."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.setblocking(False)
+        yield server
+
+
+def _connected(server: socket.socket) -> bool:
+    try:
+        server.accept()[0].close()
+    except BlockingIOError:
+        return False
+    return True
+
+
+def test_pdf_fetches_nothing(sqlite_engine: Engine, tmp_path: Path, pdf_options: Options,
+                             listener: socket.socket, caplog: pytest.LogCaptureFixture) -> None:
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/paper.png"
+    (tmp_path / "report-pdf.css").write_text(f"body {{ background: url({url}); }}\n")
     report = small_report(sqlite_engine)
-    data = render(report, "pdf", Options(tmp_path))
+    data = render(report, "pdf", Options(tmp_path, pdf_options.pdf_engine))
     assert data.startswith(b"%PDF")
-    assert "disallowed protocol: http://127.0.0.1:9/paper.png" in caplog.text
+    assert not _connected(listener)
+    if pdf_options.pdf_engine == "weasyprint":  # Chromium: the page's CSP blocks it first
+        assert f"disallowed protocol: {url}" in caplog.text
+
+
+@pytest.mark.browser
+def test_chromium_refuses_what_a_page_without_csp_asks_for(
+        listener: socket.socket, caplog: pytest.LogCaptureFixture) -> None:
+    pytest.importorskip("playwright.sync_api")
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/logo.png"
+    # a report before, with a policy that blocks everything: its policy does not carry over
+    pdf_chromium.render_html("<html><head><meta http-equiv='Content-Security-Policy' "
+                             "content=\"default-src 'none'\"></head><body>x</body></html>")
+    data = pdf_chromium.render_html(f"<html><head><title>t</title></head><body>"
+                                    f"<img src='{url}'><p>text</p></body></html>")
+    assert data.startswith(b"%PDF")
+    assert not _connected(listener)
+    assert f"asked for {url!r}; refused" in caplog.text
 
 
 def _page_images(data: bytes, folder: Path, name: str) -> list[bytes]:
@@ -148,7 +186,8 @@ def _page_images(data: bytes, folder: Path, name: str) -> list[bytes]:
 def test_narrowed_stylesheet_draws_the_same_pages(sqlite_engine: Engine, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """The user-agent stylesheet without its universal pseudo-element rules (a sixth of the
-    PDF's time) changes no pixel: the same pages as WeasyPrint's own stylesheet."""
+    PDF's time) changes no pixel: the same pages as WeasyPrint's own stylesheet. (WeasyPrint
+    only: Chromium has its own user-agent stylesheet.)"""
     from weasyprint import HTML
 
     report = synthetic_report(sqlite_engine, days=7, members=12, events=400)
@@ -164,3 +203,13 @@ def test_pages_with_other_list_items_keep_the_whole_stylesheet() -> None:
     assert pdf_report._Page("<p>plain</p>").narrow
     assert not pdf_report._Page("<p style='display: list-item'>item</p>").narrow
     assert not pdf_report._Page("<style>aside { float: footnote }</style>").narrow
+
+
+def test_a_pdf_renders_without_a_warning(sqlite_engine: Engine,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    """The narrowed user-agent stylesheet redefines no counter style the CSS rules keep
+    fixed (WeasyPrint warned "Invalid counter style name ' disc '" on every PDF)."""
+    report = synthetic_report(sqlite_engine, days=7, members=4, events=60)
+    with caplog.at_level("WARNING"):
+        pdf_report.render(report)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == []

@@ -76,10 +76,12 @@ def ingest_command(ctx: Context, files: tuple[str, ...], strict: bool) -> None:
               type=click.Path(file_okay=False), help="Folder to write into.")
 @click.option("--templates", default=None, type=click.Path(file_okay=False, exists=True),
               help="A folder of templates that override the shipped ones.")
+@click.option("--pdf-engine", "pdf_engine", default=None, type=click.Choice(render.PDF_ENGINES),
+              help="What prints the PDF (default: the jobs file's pdf_engine, or weasyprint).")
 @common
 def generate_command(ctx: Context, org: str, period: str | None, first: date | None,
                      last: date | None, member: str | None, formats: str, out: str,
-                     templates: str | None) -> None:
+                     templates: str | None, pdf_engine: str | None) -> None:
     """Generate one report now and print the paths written."""
     from reporter.report import aggregate, budget, freshness
 
@@ -89,10 +91,14 @@ def generate_command(ctx: Context, org: str, period: str | None, first: date | N
                                         member=member)
     report = budget.attach(engine, aggregate.build(engine, org, resolved, member=member,
                                                    now=ctx.now()))
-    # how far the sources that feed the organization were synced, when the file names any
-    feeding = ctx.sections("sources").sources_feeding(org) if ctx.config_path.exists() else []
+    # how far the sources that feed the organization were synced, when the file names any;
+    # the file's PDF engine unless --pdf-engine names one
+    config = ctx.sections("sources", "pdf_engine") if ctx.config_path.exists() else None
+    feeding = config.sources_feeding(org) if config else []
     report = freshness.attach(engine, report, feeding)
-    options = render.Options(Path(templates) if templates else None)
+    if pdf_engine is None and config is not None and "pdf" in names:
+        pdf_engine = config.pdf_engine
+    options = render.Options(Path(templates) if templates else None, pdf_engine)
     for path in render.write(report, names, Path(out), options):
         click.echo(str(path))
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from reporter import periods
 from reporter.fsutil import atomic_write
-from reporter.render import FORMATS
+from reporter.render import FORMATS, PDF_ENGINES
 
 Kind = Literal["string", "integer", "number", "boolean", "choice", "path", "folder", "file",
                "template", "cron", "timezone", "formats", "organizations", "audience",
@@ -305,6 +305,10 @@ FILE = Section("", "The file itself.", (
     Key("output", "path", "stored reports and the outbox live under it" + _RELATIVE,
         default="output"),
     Key("templates", "folder", "files here override the shipped templates" + _RELATIVE),
+    Key("pdf_engine", "choice", "what prints PDFs: `weasyprint`, or `chromium` (headless "
+        "Chromium through Playwright, one browser per worker: several times less CPU a "
+        "report; needs `pip install 'reporter[chromium]'` and a Chromium on the machine); "
+        "`--pdf-engine` wins", default="weasyprint", choices=PDF_ENGINES),
     Key("smtp", "section", "the mail server (see `smtp`)", section=SMTP),
     Key("executor", "section", "how runs fan out (see `executor`)", section=EXECUTOR,
         default=EVERY_DEFAULT),

@@ -207,7 +207,7 @@ def parse(text: str, path: Path, env: Mapping[str, str] | None = None, *,
     smtp: SmtpSettings | None = v["smtp"]
     return Config(path=path, output=v["output"], jobs=v["jobs"], database=v["database"],
                   smtp=smtp, templates=v["templates"], executor=v["executor"],
-                  scheduler=v["scheduler"],
+                  scheduler=v["scheduler"], pdf_engine=v["pdf_engine"],
                   email_from=smtp.sender if smtp else DEFAULT_SENDER,
                   sources=v["sources"] or {}, budgets=v["budgets"] or {},
                   unset=tuple(walker.unset_variables))

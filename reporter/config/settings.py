@@ -86,6 +86,8 @@ class Config:
     templates: Path | None
     executor: ExecutorSettings
     scheduler: SchedulerSettings
+    #: what prints PDFs: ``weasyprint`` or ``chromium`` (``render.PDF_ENGINES``)
+    pdf_engine: str
     email_from: str = DEFAULT_SENDER
     sources: Mapping[str, SourceSettings] = field(default_factory=dict)
     #: monthly budgets of projects in nano-dollars: organization -> project -> budget

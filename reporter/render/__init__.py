@@ -32,11 +32,20 @@ FORMATS: dict[str, str] = {
 }
 
 
-class Options:
-    """Rendering options shared by the formats (a folder of template overrides...)."""
+#: what prints a PDF: WeasyPrint (the default), or headless Chromium (the ``chromium`` extra)
+PDF_ENGINES = ("weasyprint", "chromium")
 
-    def __init__(self, templates: Path | None = None) -> None:
+
+class Options:
+    """Rendering options shared by the formats: a folder of template overrides, the engine
+    that prints PDFs (one of ``PDF_ENGINES``; None: WeasyPrint)."""
+
+    def __init__(self, templates: Path | None = None, pdf_engine: str | None = None) -> None:
+        if pdf_engine is not None and pdf_engine not in PDF_ENGINES:
+            raise RenderError(f"unknown PDF engine {pdf_engine!r} "
+                              f"(one of: {', '.join(PDF_ENGINES)})")
         self.templates = templates
+        self.pdf_engine = pdf_engine
 
 
 class _Renderer(Protocol):

@@ -29,6 +29,9 @@ LIMITS = rollup.Limits()
 _MARKER = "\n::marker {"
 _NOTES = re.compile(r"^::(?:foot)?note-[a-z]+ \{[^}]*\}\n", re.MULTILINE)
 _NEEDS_UA = re.compile(r"list-item|float\s*:\s*(?:foot)?note", re.IGNORECASE)
+#: the counter styles a stylesheet may not redefine (WeasyPrint warns and ignores them
+#: outside its own user-agent sheet; the shared counter styles already hold them)
+_FIXED_COUNTERS = re.compile(r"^@counter-style (?:disc|decimal) \{[^}]*\}\n", re.MULTILINE)
 
 
 @functools.cache
@@ -41,6 +44,7 @@ def _narrow_ua() -> Any:
     except ImportError:
         return None
     text, notes = _NOTES.subn("", UA.replace(_MARKER, "\nli::marker, summary::marker {", 1))
+    text = _FIXED_COUNTERS.sub("", text)
     if notes != 5 or _MARKER in text or re.search(r"^::", text, re.MULTILINE):
         log.debug("WeasyPrint's user-agent stylesheet is not the expected one; used as it is")
         return None
@@ -114,9 +118,17 @@ def print_page(report: Report, options: object = None) -> str:
 
 
 def render(report: Report, options: object = None) -> bytes:
-    """The report as a PDF: real text, title and metadata, "Page X of Y" on every page."""
+    """The report as a PDF: real text, title and metadata, "Page X of Y" on every page;
+    printed by WeasyPrint, or by Chromium when the options' ``pdf_engine`` says so."""
     text = print_page(report, options)
     started = time.perf_counter()
+    if getattr(options, "pdf_engine", None) == "chromium":
+        from reporter.render import pdf_chromium
+
+        printed = pdf_chromium.render_html(text)
+        log.debug("PDF of %s by Chromium in %.2f s", report.title,
+                  time.perf_counter() - started)
+        return printed
     document = _Page(text).render()
     data: bytes = document.write_pdf()
     log.debug("PDF of %s: %d pages in %.2f s", report.title, len(document.pages),

@@ -154,7 +154,7 @@ class ReportKind:
         clock = time.monotonic()
         wanted = list(job.formats) if job.keep_files else list(
             job.email.attach if job.email else ())
-        options = render.Options(config.templates)
+        options = render.Options(config.templates, config.pdf_engine)
         rendered = {fmt: render.render(report, fmt, options) for fmt in wanted}
         timings["render"] = time.monotonic() - clock
         where = archive.folder(config.output, job.name, report.key)
