@@ -4,11 +4,14 @@ SQLite: our ``ingest_file`` against a plain ``sqlite3`` ``executemany`` of the s
 (read with ``csv.DictReader``, converted, ``INSERT OR IGNORE`` in one transaction) into the
 same schema, each into a fresh database. PostgreSQL: our ``ingest_file`` (COPY into a staging
 table, one INSERT ... SELECT) against ``psql \\copy`` of the same CSV into a plain table of
-its columns (no key, no index, no conversion), each into a fresh table or database.
+its columns (no key, no index, no conversion), each into a fresh table or database; and
+(``postgresql-same-table``) psql loading the same CSV into our schema by hand: ``\\copy``
+into a staging table, then one INSERT ... SELECT that converts, joins and skips duplicates.
 Every run of ours validates every row; the ratio of each pair is the time of ours over the
 baseline's, and the table shows the best of each and the median of the pairs' ratios.
 
-Run: .venv/bin/python -m bench.bench_ingest [--events 100000] [--repeat 5] [--db sqlite,postgresql]
+Run: .venv/bin/python -m bench.bench_ingest [--events 100000] [--repeat 5]
+     [--db sqlite,postgresql,postgresql-same-table]
 Needs the PostgreSQL server of the tests (REPORTER_TEST_PG) for ``postgresql``.
 """
 
@@ -79,10 +82,50 @@ def base_postgres(_folder: Path, csv_path: Path) -> tuple[float, int]:
     return seconds, int(row[0]) if row else 0
 
 
+#: psql loading the CSV into our schema by hand: \copy into a staging table, then the
+#: organization's members and one INSERT ... SELECT that converts, joins and skips duplicates
+SAME_TABLE = """
+CREATE TEMPORARY TABLE staged (id text, "timestamp" timestamptz, organization text,
+    user_email text, model text, project text, input_tokens bigint, output_tokens bigint,
+    cache_read_tokens bigint, cache_write_tokens bigint, cost_usd numeric);
+\\copy staged FROM '{csv}' WITH (FORMAT csv, HEADER true)
+BEGIN;
+INSERT INTO users (email) SELECT DISTINCT lower(user_email) FROM staged
+    ON CONFLICT DO NOTHING;
+INSERT INTO memberships (organization_id, user_id, role)
+    SELECT DISTINCT o.id, u.id, 'member' FROM staged s
+    JOIN organizations o ON o.slug = s.organization JOIN users u ON u.email = lower(s.user_email)
+    ON CONFLICT DO NOTHING;
+INSERT INTO usage_events (id, organization_id, user_id, ts_us, model, project, input_tokens,
+    output_tokens, cache_read_tokens, cache_write_tokens, cost_nanos)
+    SELECT s.id, o.id, u.id, (extract(epoch FROM s."timestamp") * 1000000)::bigint, s.model,
+    nullif(s.project, ''), s.input_tokens, s.output_tokens, coalesce(s.cache_read_tokens, 0),
+    coalesce(s.cache_write_tokens, 0), (s.cost_usd * 1000000000)::bigint FROM staged s
+    JOIN organizations o ON o.slug = s.organization JOIN users u ON u.email = lower(s.user_email)
+    ON CONFLICT (organization_id, id) DO NOTHING;
+COMMIT;
+"""
+
+
+def base_postgres_same(_folder: Path, csv_path: Path) -> tuple[float, int]:
+    url = _recreate()
+    engine = db.open_engine(url)
+    store.set_org(engine, "bench", timezone=TZ)
+    engine.dispose()
+    script = SAME_TABLE.replace("{csv}", str(csv_path))
+    seconds, _ = timed(lambda: subprocess.run(
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url], input=script, text=True,
+        check=True))
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM usage_events").fetchone()
+    return seconds, int(row[0]) if row else 0
+
+
 Run = Callable[[Path, Path], tuple[float, int]]
 PAIRS: dict[str, tuple[str, Run, Run]] = {
     "sqlite": ("sqlite3 executemany", ours_sqlite, base_sqlite),
     "postgresql": ("psql \\copy", ours_postgres, base_postgres),
+    "postgresql-same-table": ("psql \\copy + INSERT", ours_postgres, base_postgres_same),
 }
 
 
@@ -109,7 +152,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--db", default="sqlite,postgresql")
+    parser.add_argument("--db", default="sqlite,postgresql,postgresql-same-table",
+                        help="postgresql: psql \\copy into a plain table; "
+                             "postgresql-same-table: into our schema by psql alone")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     csv_path = write_events(args.events, 10)
