@@ -12,6 +12,7 @@ import itertools
 import logging
 import sys
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -212,24 +213,79 @@ def ingest_rows(engine: Engine, rows: Iterable[tuple[int, dict[str, Any] | str]]
             on_error(message)
 
     writer = _Writer(engine, name, result, reject, replace)
+    # PostgreSQL stores one batch in a thread while the next is validated: half the batch
+    # size keeps two of them within the memory of one
+    ahead = _Ahead(writer, reject, threaded=engine.dialect.name == "postgresql")
+    size = BATCH // 2 if ahead.pool is not None else BATCH
+    refuse = ahead.refuse
     batch: Batch = []
     append = batch.append
-    for line, row in rows:
-        if isinstance(row, str):
-            reject(line, row)
-            continue
-        try:
-            append((line, values(row)))
-        except RowError as exc:
-            reject(line, str(exc))
-            continue
-        if len(batch) >= BATCH:
-            writer.store(batch)
-            batch = []
-            append = batch.append
-    if batch:
-        writer.store(batch)
+    try:
+        for line, row in rows:
+            if isinstance(row, str):
+                refuse(line, row)
+                continue
+            try:
+                append((line, values(row)))
+            except RowError as exc:
+                refuse(line, str(exc))
+                continue
+            if len(batch) >= size:
+                ahead.store(batch)
+                batch = []
+                append = batch.append
+        ahead.store(batch)
+        ahead.wait()
+    finally:
+        ahead.close()
     return result
+
+
+class _Ahead:
+    """Hands batches to the writer, in a thread of its own when ``threaded`` (the database
+    works while Python validates the next batch). Messages keep the order they have without
+    the thread: those about rows of the batch being read wait until the batch before it is
+    stored; a database that fails stops the ingest at the next batch, as it would."""
+
+    def __init__(self, writer: _Writer, reject: Callable[[int, str], None], *,
+                 threaded: bool) -> None:
+        self.writer = writer
+        self.reject = reject
+        self.pool = (ThreadPoolExecutor(1, thread_name_prefix="reporter-ingest")
+                     if threaded else None)
+        self.future: Future[None] | None = None
+        self.held: list[tuple[int, str]] = []
+
+    def refuse(self, line: int, why: str) -> None:
+        """A row refused before the database saw it."""
+        if self.pool is None:
+            self.reject(line, why)
+        else:
+            self.held.append((line, why))
+
+    def store(self, batch: Batch) -> None:
+        """Store ``batch`` (once the one before it is stored, when threaded)."""
+        self.wait()
+        if not batch:
+            return
+        if self.pool is None:
+            self.writer.store(batch)
+        else:
+            self.future = self.pool.submit(self.writer.store, batch)
+
+    def wait(self) -> None:
+        """Wait for the batch in the thread (raising its error), then tell what was held."""
+        if self.future is not None:
+            future, self.future = self.future, None
+            future.result()
+        held, self.held = self.held, []
+        for line, why in held:
+            self.reject(line, why)
+
+    def close(self) -> None:
+        """Let the batch being stored finish (on an error too), and end the thread."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
 
 
 def ingest_file(engine: Engine, path: str,
