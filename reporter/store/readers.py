@@ -154,9 +154,10 @@ def read_csv(stream: Iterable[str], name: str, *, strict: bool = False,
                 yield taken[0][0], f"expected {len(header)} fields, found {len(values)}"
             continue
         if every:
-            yield taken[0][0], dict(zip(known, values))
+            yield taken[0][0], dict(zip(known, values, strict=True))
         else:
-            yield taken[0][0], dict(zip(known, [values[index] for index in keep]))
+            yield taken[0][0], dict(zip(known, [values[index] for index in keep],
+                                                strict=True))
 
 
 def read_jsonl(stream: Iterable[str], name: str = "<jsonl>", *, strict: bool = False,

@@ -202,7 +202,7 @@ class _NotPlain(Exception):
     """The row is not plain text: judge it the careful way."""
 
 
-def _plain(row: dict[str, Any]) -> list[Any]:  # noqa: C901 - one straight path on purpose
+def _plain(row: dict[str, Any]) -> list[Any]:  # one straight path, on purpose
     if not FIELDS.issuperset(row):
         raise _NotPlain
     ident = row["id"]
