@@ -46,9 +46,14 @@ def ours_sqlite(folder: Path, csv_path: Path) -> tuple[float, int]:
     path = fresh_db(folder, "ours")
     engine = db.open_engine(f"sqlite:///{path}")
     cpu = time.process_time()
-    seconds, result = timed(lambda: ingest.ingest_file(engine, str(csv_path)))
+
+    def run() -> ingest.IngestResult:
+        result = ingest.ingest_file(engine, str(csv_path))
+        engine.dispose()  # closing the database, as the baseline's time includes
+        return result
+
+    seconds, result = timed(run)
     CPU["ours"] = time.process_time() - cpu
-    engine.dispose()
     path.unlink()
     assert result.rejected == 0, result.errors[:3]
     return seconds, result.inserted

@@ -237,11 +237,23 @@ def _plain(row: dict[str, Any]) -> list[Any]:  # one straight path, on purpose
     cost = row["cost_usd"]
     if type(cost) is not str or type(stamp) is not str or type(raw_email) is not str:
         raise _NotPlain
+    # the four counts: ASCII digits, at most 12 (below MAX_TOKENS by their length); the
+    # cache counts may be absent or empty (0)
+    given, made = row["input_tokens"], row["output_tokens"]
+    read, written = row.get("cache_read_tokens"), row.get("cache_write_tokens")
+    if read is None or read == "":
+        read = "0"
+    if written is None or written == "":
+        written = "0"
+    if not (given and made and len(given) <= 12 and len(made) <= 12 and len(read) <= 12
+            and len(written) <= 12):
+        raise _NotPlain
+    digits = given + made + read + written  # TypeError unless all four are text
+    if not (digits.isdigit() and digits.isascii()):
+        raise _NotPlain
     return [ident, slug, email,
             (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds,
-            model, project, _digits(row["input_tokens"]), _digits(row["output_tokens"]),
-            _digits_or_zero(row.get("cache_read_tokens")),
-            _digits_or_zero(row.get("cache_write_tokens")), _plain_usd(cost)]
+            model, project, int(given), int(made), int(read), int(written), _plain_usd(cost)]
 
 
 _fromisoformat = datetime.fromisoformat
@@ -274,20 +286,6 @@ def _remember_slug(raw: str) -> str:
         _seen_slug.clear()
     _seen_slug.add(raw)
     return slug
-
-
-def _digits(value: str) -> int:
-    if type(value) is str and len(value) <= 12 and value.isdigit() and value.isascii():
-        return int(value)
-    raise _NotPlain
-
-
-def _digits_or_zero(value: str | None) -> int:
-    if not value:
-        if value is None or value == "":
-            return 0
-        raise _NotPlain
-    return _digits(value)
 
 
 def _plain_usd(text: str) -> int:
