@@ -56,7 +56,10 @@ def for_engine(engine: Engine, *, replace: bool = False) -> Writer:
     if engine.dialect.name == "postgresql":
         import psycopg
 
-        down = (psycopg.OperationalError, psycopg.InterfaceError)
+        # a role that may not create the staging table refuses every batch alike: not a row's
+        # fault, so it is said once instead of row by row
+        down = (psycopg.OperationalError, psycopg.InterfaceError,
+                psycopg.errors.InsufficientPrivilege)
         return Writer(_postgres_replace if replace else _postgres_insert,
                       row_faults=(psycopg.DatabaseError,), down_faults=down)
     raise IngestError(f"database {engine.dialect.name} is not supported")
