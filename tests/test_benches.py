@@ -18,6 +18,7 @@ SMALLEST = {
     "bench_xlsx": (["--events", "2000", "--repeat", "1"], "XlsxWriter"),
     "bench_store": (["--events", "2000", "--sizes", "", "--repeat", "1"], "+ all four"),
     "bench_sources": (["--rows", "1000"], "psql \\copy"),
+    "bench_ingest": (["--events", "2000", "--repeat", "1"], "median ratio"),
 }
 
 

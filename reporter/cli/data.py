@@ -32,9 +32,16 @@ def project_id_command(ctx: Context, path: str) -> None:
 @click.option("--strict", is_flag=True,
               help="Refuse columns and keys reporter does not know (default: ignore them "
                    "with a warning).")
+@click.option("--replace", is_flag=True,
+              help="Correct stored events: an event with the same organization and id takes "
+                   "the file's values (default: it is kept and the file's row counted as a "
+                   "duplicate). Reports already delivered are not sent again; 'run --force' "
+                   "sends them again.")
 @common
-def ingest_command(ctx: Context, files: tuple[str, ...], strict: bool) -> None:
-    """Load usage events from CSV or JSONL FILES ('-' reads standard input)."""
+def ingest_command(ctx: Context, files: tuple[str, ...], strict: bool, replace: bool) -> None:
+    """Load usage events from CSV or JSONL FILES ('-' reads standard input).
+
+    An event already stored (same organization and id) is left as it is, unless --replace."""
     from reporter.store import ingest
 
     total = ingest.IngestResult()
@@ -49,7 +56,7 @@ def ingest_command(ctx: Context, files: tuple[str, ...], strict: bool) -> None:
     for path in files:
         try:
             result = ingest.ingest_file(ctx.engine, path, on_error=show, strict=strict,
-                                        on_warning=warn)
+                                        on_warning=warn, replace=replace)
         except ReporterError as exc:
             click.echo(f"reporter: error: {exc}", err=True)
             failed = True
@@ -59,7 +66,8 @@ def ingest_command(ctx: Context, files: tuple[str, ...], strict: bool) -> None:
         for slug, email in result.created_members:
             click.echo(f"created member {email} in {slug}")
         total.add(result)
-    click.echo(f"inserted {total.inserted}, duplicate {total.duplicate}, "
+    replaced = f"replaced {total.replaced}, " if replace else ""
+    click.echo(f"inserted {total.inserted}, {replaced}duplicate {total.duplicate}, "
                f"rejected {total.rejected}")
     if failed or total.rejected:
         sys.exit(1)

@@ -10,22 +10,28 @@ from __future__ import annotations
 import io
 import itertools
 import logging
-import operator
 import sys
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError, StatementError
 
 from reporter.errors import IngestError
-from reporter.store import orgs
+from reporter.store import orgs, writers
 from reporter.store.readers import detect_format, read_rows
-from reporter.store.schema import UsageEvent
-from reporter.store.validate import FIELDS, OPTIONAL, REQUIRED, RowError, parse_row, parse_timestamp
+from reporter.store.validate import (
+    FIELDS,
+    OPTIONAL,
+    REQUIRED,
+    RowError,
+    parse_row,
+    parse_timestamp,
+    values,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +51,8 @@ class IngestResult:
     """What an ingest did: counts, the rejected rows' messages, and what it created."""
 
     inserted: int = 0
+    #: stored events that took new values (``replace``)
+    replaced: int = 0
     duplicate: int = 0
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
@@ -56,6 +64,7 @@ class IngestResult:
     def add(self, other: IngestResult) -> None:
         """Count ``other`` in as well."""
         self.inserted += other.inserted
+        self.replaced += other.replaced
         self.duplicate += other.duplicate
         self.rejected += other.rejected
         self.errors.extend(other.errors)
@@ -63,7 +72,8 @@ class IngestResult:
         self.created_members.extend(other.created_members)
 
 
-Batch = list[tuple[int, dict[str, Any]]]
+#: (line, the event's values in validate.COLUMNS' order)
+Batch = list[tuple[int, list[Any]]]
 
 
 class _Directory:
@@ -74,35 +84,26 @@ class _Directory:
         self.result = result
         self.orgs: dict[str, int] = {}
         self.users: dict[str, int] = {}
-        self.members: set[tuple[int, int]] = set()
+        #: (slug, email) -> (organization id, user id) of a membership known to exist
+        self.members: dict[tuple[str, str], tuple[int, int]] = {}
 
     def resolve(self, conn: Connection,
                 batch: Batch) -> tuple[list[tuple[int, int]], Callable[[], None]]:
         """(organization id, user id) of each event, and a function to call on commit."""
+        known = self.members
         new_orgs: dict[str, int] = {}
         new_users: dict[str, int] = {}
-        new_members: set[tuple[int, int]] = set()
+        new_members: dict[tuple[str, str], tuple[int, int]] = {}
         created_orgs: list[str] = []
         created_members: list[tuple[str, str]] = []
         out = []
         for _, event in batch:
-            slug, email = event["organization"], event["user_email"]
-            org_id = self.orgs.get(slug) or new_orgs.get(slug)
-            if org_id is None:
-                org_id, created = orgs.ensure_org(conn, slug)
-                new_orgs[slug] = org_id
-                if created:
-                    created_orgs.append(slug)
-            user_id = self.users.get(email) or new_users.get(email)
-            if user_id is None:
-                user_id = new_users[email] = orgs.ensure_user(conn, email)
-            key = (org_id, user_id)
-            if key not in self.members and key not in new_members:
-                if orgs.ensure_membership(conn, org_id, user_id):
-                    log.info("created member %s in %s", email, slug)
-                    created_members.append((slug, email))
-                new_members.add(key)
-            out.append(key)
+            pair = (event[1], event[2])
+            ids = known.get(pair) or new_members.get(pair)
+            if ids is None:
+                ids = new_members[pair] = self._member(conn, pair, new_orgs, new_users,
+                                                       created_orgs, created_members)
+            out.append(ids)
 
         def commit() -> None:
             self.orgs.update(new_orgs)
@@ -113,25 +114,23 @@ class _Directory:
 
         return out, commit
 
-
-_COLUMNS = ("id", "organization_id", "user_id", "ts_us", "model", "project", "input_tokens",
-            "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_nanos")
-
-
-def _insert_sql(engine: Engine) -> tuple[str, tuple[str, ...] | None]:
-    """The driver-level INSERT ... ON CONFLICT DO NOTHING, and the parameter order when
-    the driver takes positional parameters (skipping per-row work in SQLAlchemy)."""
-    if engine.dialect.name == "postgresql":
-        statement: Any = postgresql.insert(UsageEvent)
-    elif engine.dialect.name == "sqlite":
-        statement = sqlite.insert(UsageEvent)
-    else:
-        raise IngestError(f"database {engine.dialect.name} is not supported")
-    statement = statement.values({c: None for c in _COLUMNS})
-    compiled = statement.on_conflict_do_nothing(
-        index_elements=["organization_id", "id"]).compile(dialect=engine.dialect)
-    order = tuple(compiled.positiontup) if compiled.positional else None
-    return str(compiled), order
+    def _member(self, conn: Connection, pair: tuple[str, str], new_orgs: dict[str, int],
+                new_users: dict[str, int], created_orgs: list[str],
+                created_members: list[tuple[str, str]]) -> tuple[int, int]:
+        slug, email = pair
+        org_id = self.orgs.get(slug) or new_orgs.get(slug)
+        if org_id is None:
+            org_id, created = orgs.ensure_org(conn, slug)
+            new_orgs[slug] = org_id
+            if created:
+                created_orgs.append(slug)
+        user_id = self.users.get(email) or new_users.get(email)
+        if user_id is None:
+            user_id = new_users[email] = orgs.ensure_user(conn, email)
+        if orgs.ensure_membership(conn, org_id, user_id):
+            log.info("created member %s in %s", email, slug)
+            created_members.append((slug, email))
+        return org_id, user_id
 
 
 def _first_line(exc: BaseException) -> str:
@@ -144,28 +143,28 @@ class _Writer:
     until only the rows it refuses are left out, each reported with its line."""
 
     def __init__(self, engine: Engine, name: str, result: IngestResult,
-                 reject: Callable[[int, str], None]) -> None:
+                 reject: Callable[[int, str], None], replace: bool) -> None:
         self.engine = engine
         self.name = name
         self.result = result
         self.reject = reject
-        self.sql, order = _insert_sql(engine)
-        #: an event's parameters: the row as a tuple in the statement's order (positional
-        #: drivers) or the row itself (named ones)
-        self.params: Callable[[dict[str, Any]], Any] = (
-            operator.itemgetter(*order) if order is not None else lambda row: row)
+        self.writer = writers.for_engine(engine, replace=replace)
+        self.down: tuple[type[BaseException], ...] = (OperationalError,
+                                                      *self.writer.down_faults)
+        self.faults: tuple[type[BaseException], ...] = (*_ROW_FAULTS,
+                                                        *self.writer.row_faults)
         self.directory = _Directory(result)
 
     def store(self, batch: Batch) -> None:
         """Store a batch, or as much of it as the database takes."""
         try:
             self._write(batch)
-        except OperationalError as exc:
+        except self.down as exc:
             raise IngestError(
                 f"{self.name}:{batch[0][0]}: the database failed ({_first_line(exc)}); the "
                 "rows before this line are stored, and ingesting the file again loads the "
                 "rest") from exc
-        except _ROW_FAULTS as exc:
+        except self.faults as exc:
             if len(batch) > 1:
                 half = len(batch) // 2
                 self.store(batch[:half])
@@ -177,17 +176,19 @@ class _Writer:
             self.reject(line, f"the database refused this row ({_first_line(exc)})")
 
     def _write(self, batch: Batch) -> None:
-        params = self.params
         with self.engine.begin() as conn:
             ids, commit = self.directory.resolve(conn, batch)
-            values: list[Any] = []
+            rows = []
             for (_, event), (org_id, user_id) in zip(batch, ids, strict=True):
-                event["organization_id"], event["user_id"] = org_id, user_id
-                values.append(params(event))
-            inserted = conn.exec_driver_sql(self.sql, values).rowcount
+                row = event.copy()  # the batch keeps slug and email, should it be retried
+                row[1] = org_id
+                row[2] = user_id
+                rows.append(row)
+            inserted, replaced = self.writer.put(conn, rows)
         commit()
         self.result.inserted += inserted
-        self.result.duplicate += len(values) - inserted
+        self.result.replaced += replaced
+        self.result.duplicate += len(rows) - inserted - replaced
 
 
 def _clean(message: str) -> str:
@@ -197,8 +198,10 @@ def _clean(message: str) -> str:
 
 
 def ingest_rows(engine: Engine, rows: Iterable[tuple[int, dict[str, Any] | str]], name: str,
-                on_error: Callable[[str], None] | None = None) -> IngestResult:
-    """Insert validated rows in batches; bad rows are reported as ``name:line: why``."""
+                on_error: Callable[[str], None] | None = None, *,
+                replace: bool = False) -> IngestResult:
+    """Insert validated rows in batches; bad rows are reported as ``name:line: why``. With
+    ``replace``, a stored event of the same (organization, id) takes the row's values."""
     result = IngestResult()
 
     def reject(line: int, why: str) -> None:
@@ -209,31 +212,90 @@ def ingest_rows(engine: Engine, rows: Iterable[tuple[int, dict[str, Any] | str]]
         if on_error is not None:
             on_error(message)
 
-    writer = _Writer(engine, name, result, reject)
+    writer = _Writer(engine, name, result, reject, replace)
+    # PostgreSQL stores one batch in a thread while the next is validated: half the batch
+    # size keeps two of them within the memory of one
+    ahead = _Ahead(writer, reject, threaded=engine.dialect.name == "postgresql")
+    size = BATCH // 2 if ahead.pool is not None else BATCH
+    refuse = ahead.refuse
     batch: Batch = []
-    for line, row in rows:
-        if isinstance(row, str):
-            reject(line, row)
-            continue
-        try:
-            batch.append((line, parse_row(row)))
-        except RowError as exc:
-            reject(line, str(exc))
-            continue
-        if len(batch) >= BATCH:
-            writer.store(batch)
-            batch = []
-    if batch:
-        writer.store(batch)
+    append = batch.append
+    try:
+        for line, row in rows:
+            if isinstance(row, str):
+                refuse(line, row)
+                continue
+            try:
+                append((line, values(row)))
+            except RowError as exc:
+                refuse(line, str(exc))
+                continue
+            if len(batch) >= size:
+                ahead.store(batch)
+                batch = []
+                append = batch.append
+        ahead.store(batch)
+        ahead.wait()
+    finally:
+        ahead.close()
     return result
+
+
+class _Ahead:
+    """Hands batches to the writer, in a thread of its own when ``threaded`` (the database
+    works while Python validates the next batch). Messages keep the order they have without
+    the thread: those about rows of the batch being read wait until the batch before it is
+    stored; a database that fails stops the ingest at the next batch, as it would."""
+
+    def __init__(self, writer: _Writer, reject: Callable[[int, str], None], *,
+                 threaded: bool) -> None:
+        self.writer = writer
+        self.reject = reject
+        self.pool = (ThreadPoolExecutor(1, thread_name_prefix="reporter-ingest")
+                     if threaded else None)
+        self.future: Future[None] | None = None
+        self.held: list[tuple[int, str]] = []
+
+    def refuse(self, line: int, why: str) -> None:
+        """A row refused before the database saw it."""
+        if self.pool is None:
+            self.reject(line, why)
+        else:
+            self.held.append((line, why))
+
+    def store(self, batch: Batch) -> None:
+        """Store ``batch`` (once the one before it is stored, when threaded)."""
+        self.wait()
+        if not batch:
+            return
+        if self.pool is None:
+            self.writer.store(batch)
+        else:
+            self.future = self.pool.submit(self.writer.store, batch)
+
+    def wait(self) -> None:
+        """Wait for the batch in the thread (raising its error), then tell what was held."""
+        if self.future is not None:
+            future, self.future = self.future, None
+            future.result()
+        held, self.held = self.held, []
+        for line, why in held:
+            self.reject(line, why)
+
+    def close(self) -> None:
+        """Let the batch being stored finish (on an error too), and end the thread."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
 
 
 def ingest_file(engine: Engine, path: str,
                 on_error: Callable[[str], None] | None = None, *, strict: bool = False,
-                on_warning: Callable[[str], None] | None = None) -> IngestResult:
+                on_warning: Callable[[str], None] | None = None,
+                replace: bool = False) -> IngestResult:
     """Ingest one CSV or JSONL file (``-`` reads standard input, either format). Bytes that
     are not UTF-8 reject the row they are in. Unknown columns and keys are left out with
-    one ``on_warning`` per file, or refused when ``strict`` (see readers.read_rows)."""
+    one ``on_warning`` per file, or refused when ``strict`` (see readers.read_rows). With
+    ``replace``, stored events of the same (organization, id) take the file's values."""
     if path == "-":
         stream: IO[str] = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig",
                                            errors="surrogateescape", newline="")
@@ -241,11 +303,13 @@ def ingest_file(engine: Engine, path: str,
         fmt = "jsonl" if first.lstrip().startswith("{") else "csv"
         lines = itertools.chain([first], stream)
         return ingest_rows(engine, read_rows(lines, "<stdin>", fmt, strict=strict,
-                                             on_warning=on_warning), "<stdin>", on_error)
+                                             on_warning=on_warning), "<stdin>", on_error,
+                           replace=replace)
     fmt = detect_format(path)
     file = Path(path)
     if not file.is_file():
         raise IngestError(f"{path}: no such file")
     with file.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as stream:
         return ingest_rows(engine, read_rows(stream, path, fmt, strict=strict,
-                                             on_warning=on_warning), path, on_error)
+                                             on_warning=on_warning), path, on_error,
+                           replace=replace)

@@ -127,6 +127,7 @@ def read_csv(stream: Iterable[str], name: str, *, strict: bool = False,
         return
     keep = [index for index, column in enumerate(header) if column in FIELDS]
     known = [header[index] for index in keep]
+    every = len(keep) == len(header)  # no column to leave out
     while True:
         lines.start()
         try:
@@ -152,7 +153,11 @@ def read_csv(stream: Iterable[str], name: str, *, strict: bool = False,
             else:
                 yield taken[0][0], f"expected {len(header)} fields, found {len(values)}"
             continue
-        yield taken[0][0], dict(zip(known, [values[index] for index in keep], strict=True))
+        if every:
+            yield taken[0][0], dict(zip(known, values, strict=True))
+        else:
+            yield taken[0][0], dict(zip(known, [values[index] for index in keep],
+                                                strict=True))
 
 
 def read_jsonl(stream: Iterable[str], name: str = "<jsonl>", *, strict: bool = False,
