@@ -14,7 +14,10 @@ class PeriodError(ReporterError):
 
 
 class IngestError(ReporterError):
-    """A usage file cannot be read or held rejected rows."""
+    """A usage file cannot be read or held rejected rows. ``result``: what was stored before
+    the failure, when some was (an ``IngestResult``)."""
+
+    result: object = None
 
 
 class StoreError(ReporterError):

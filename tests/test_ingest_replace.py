@@ -154,3 +154,96 @@ def test_replace_in_a_real_process_reads_standard_input(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "inserted 0, replaced 1, duplicate 2, rejected 0"
     assert done.stderr == ""
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_two_ingests_at_once_both_finish(pg_url: str, tmp_path: Path) -> None:
+    """Two large files of the same organizations, in opposite orders, ingested at once on
+    PostgreSQL: rows go in in key order and a batch that loses a deadlock is written again,
+    so both finish and every row is stored once."""
+    import random
+    import threading
+
+    from reporter.store import db
+
+    engine = db.open_engine(pg_url)
+    from tests.conftest import truncate_all
+
+    truncate_all(engine)
+    rng = random.Random(5)
+    events = [row(f"c{n}", f"2024-05-0{1 + n % 7}T10:{n % 60:02d}:00Z",
+                  org=f"org{n % 4}", email=f"u{n % 9}@x.example") for n in range(12_000)]
+    shuffled = events[:]
+    rng.shuffle(shuffled)
+    first = write_csv(tmp_path / "a.csv", events)
+    second = write_csv(tmp_path / "b.csv", shuffled)
+    outcomes: list[Any] = []
+
+    def run(path: Path) -> None:
+        try:
+            outcomes.append(ingest.ingest_file(engine, str(path)))
+        except Exception as exc:  # the test reports it below
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert all(isinstance(o, ingest.IngestResult) for o in outcomes), outcomes
+        assert sum(o.inserted for o in outcomes) == 12_000
+        assert sum(o.duplicate for o in outcomes) == 12_000
+        assert len(stored(engine)) == 12_000
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("text", ["a\x85b", "m\u2028x", "p\u2029q", "c\x9bd"])
+def test_unicode_line_breaks_and_c1_controls_are_refused(engine: Engine, tmp_path: Path,
+                                                         text: str) -> None:
+    path = write_csv(tmp_path / "c.csv", [
+        row(text, "2024-05-01T10:00:00Z"),
+        row("ok-1", "2024-05-01T10:00:00Z", model=text),
+        row("ok-2", "2024-05-01T10:00:00Z", project=text),
+        row("ok-3", "2024-05-01T10:00:00Z")])
+    errors: list[str] = []
+    result = ingest.ingest_file(engine, str(path), on_error=errors.append)
+    assert (result.inserted, result.rejected) == (1, 3)
+    assert all("control character" in e or "line break" in e for e in errors), errors
+
+
+def test_a_database_lost_mid_file_still_counts_what_was_stored(
+        cli: Any, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database goes away after the first batch (the connection is cut: injected here,
+    as nothing cuts a SQLite file's connection): the error names the line, and the summary
+    counts the batch that was stored instead of zeros."""
+    from sqlalchemy.exc import OperationalError
+
+    from reporter.store import writers
+
+    made = writers.for_engine
+
+    def failing(engine: Engine, **kwargs: Any) -> writers.Writer:
+        writer = made(engine, **kwargs)
+        calls = [0]
+        put = writer.put
+
+        def second_fails(conn: Any, batch: Any) -> tuple[int, int]:
+            calls[0] += 1
+            if calls[0] == 2:
+                raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+            return put(conn, batch)
+        writer.put = second_fails
+        return writer
+
+    monkeypatch.setattr(writers, "for_engine", failing)
+    events = [row(f"m{n}", "2024-05-01T10:00:00Z") for n in range(ingest.BATCH + 10)]
+    write_csv(tmp_path / "big.csv", events)
+    done = cli("ingest", "big.csv")
+    assert done.exit_code == 1
+    assert "the database failed" in done.stderr
+    kept = len(stored(engine))
+    assert 0 < kept < len(events)
+    assert done.stdout.splitlines()[-1].startswith(f"inserted {kept}, ")

@@ -102,3 +102,21 @@ def test_generate_prints_with_the_engine_asked_for(cli: Any, tmp_path: Path) -> 
         engine="pdf_engine: chromium\n")), encoding="utf-8")
     assert producer() == "Chromium (reporter)"  # the file's engine
     assert producer("--pdf-engine", "weasyprint").startswith("WeasyPrint")  # the option wins
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("name", ["D:) /Title (PWNED) /Creator (x", "D:(unbalanced \\"])
+def test_a_name_that_looks_like_a_pdf_date_stays_a_name(sqlite_engine: Engine,
+                                                         name: str) -> None:
+    """Only CreationDate and ModDate are written as literal dates; a name starting with
+    ``D:`` is text like any other, and cannot rewrite or break the document information."""
+    pytest.importorskip("playwright.sync_api")
+    report = small_report(sqlite_engine)
+    report.organization = type(report.organization)(
+        **{**report.organization.__dict__, "name": name})
+    data = pdf_report.render(report, Options(pdf_engine="chromium"))
+    info = PdfReader(io.BytesIO(data)).metadata
+    assert info is not None
+    assert info.author == name
+    assert info.creator == "reporter"
+    assert name in (info.title or "")

@@ -60,7 +60,10 @@ def ingest_command(ctx: Context, files: tuple[str, ...], strict: bool, replace: 
         except ReporterError as exc:
             click.echo(f"reporter: error: {exc}", err=True)
             failed = True
-            continue
+            stored = getattr(exc, "result", None)  # the rows stored before it failed count
+            if not isinstance(stored, ingest.IngestResult):
+                continue
+            result = stored
         for slug in result.created_organizations:
             click.echo(f"created organization {slug}")
         for slug, email in result.created_members:

@@ -258,8 +258,14 @@ def pdf_date(text: str) -> str:
     return out
 
 
-def _pdf_text(value: str) -> bytes:
-    if value.isascii() and value.startswith("D:"):
+#: a PDF date (``D:20261206143800+01'00'``): the one value written as a literal string
+_PDF_DATE = re.compile(r"D:\d{14}(?:Z|[+-]\d{2}'\d{2}'?)?")
+
+
+def _pdf_text(key: str, value: str) -> bytes:
+    """A document information value: a date as PDF writes dates, anything else (a name
+    from the data may hold ``(``, ``)`` or ``\\``) as UTF-16 hex, which nothing can escape."""
+    if key in ("CreationDate", "ModDate") and _PDF_DATE.fullmatch(value):
         return f"({value})".encode("ascii")
     return b"<FEFF" + value.encode("utf-16-be").hex().upper().encode("ascii") + b">"
 
@@ -278,7 +284,7 @@ def with_info(pdf: bytes, info: dict[str, str]) -> bytes:
         return pdf
     number = int(size[1])
     ident = re.search(rb"/ID\s*\[[^\]]*\]", found[1])
-    entries = b"".join(b"/" + key.encode("ascii") + b" " + _pdf_text(value)
+    entries = b"".join(b"/" + key.encode("ascii") + b" " + _pdf_text(key, value)
                        for key, value in info.items())
     head = pdf if pdf.endswith(b"\n") else pdf + b"\n"
     obj = b"%d 0 obj\n<<%s>>\nendobj\n" % (number, entries)

@@ -11,6 +11,7 @@ import io
 import itertools
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -155,15 +156,24 @@ class _Writer:
                                                         *self.writer.row_faults)
         self.directory = _Directory(result)
 
-    def store(self, batch: Batch) -> None:
-        """Store a batch, or as much of it as the database takes."""
+    def store(self, batch: Batch, tries: int = 4) -> None:
+        """Store a batch, or as much of it as the database takes. A batch that lost a
+        deadlock to another ingest (or a serialization failure) is written again."""
         try:
             self._write(batch)
         except self.down as exc:
-            raise IngestError(
+            if tries > 1 and _contended(exc):
+                log.info("%s:%d: another writer held the rows; writing the batch again",
+                         self.name, batch[0][0])
+                time.sleep(0.05 * (5 - tries))
+                self.store(batch, tries - 1)
+                return
+            failure = IngestError(
                 f"{self.name}:{batch[0][0]}: the database failed ({_first_line(exc)}); the "
                 "rows before this line are stored, and ingesting the file again loads the "
-                "rest") from exc
+                "rest")
+            failure.result = self.result  # what was stored before it: the caller counts it
+            raise failure from exc
         except self.faults as exc:
             if len(batch) > 1:
                 half = len(batch) // 2
@@ -171,8 +181,9 @@ class _Writer:
                 self.store(batch[half:])
                 return
             line = batch[0][0]
-            log.warning("%s:%d: the database refused a row that passed validation",
-                        self.name, line, exc_info=True)
+            log.warning("%s:%d: the database refused a row that passed validation: %s",
+                        self.name, line, _first_line(exc))
+            log.debug("%s:%d: the refusal", self.name, line, exc_info=True)
             self.reject(line, f"the database refused this row ({_first_line(exc)})")
 
     def _write(self, batch: Batch) -> None:
@@ -189,6 +200,12 @@ class _Writer:
         self.result.inserted += inserted
         self.result.replaced += replaced
         self.result.duplicate += len(rows) - inserted - replaced
+
+
+def _contended(exc: BaseException) -> bool:
+    """A deadlock or a serialization failure (SQLSTATE class 40): writing again succeeds."""
+    code = getattr(getattr(exc, "orig", exc), "sqlstate", None)
+    return isinstance(code, str) and code.startswith("40")
 
 
 def _clean(message: str) -> str:

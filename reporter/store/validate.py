@@ -23,7 +23,7 @@ MAX_TOKENS = 10**12
 #: the longest model id and project id
 MAX_TEXT = 1000
 #: lone surrogates (a JSON ``\ud800``, or bytes that were not UTF-8) and control characters
-_BAD = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+_BAD = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -118,11 +118,12 @@ _CREATE_STAGE = (
     "user_id integer, ts_us bigint, model text, project text, input_tokens bigint, "
     "output_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint, "
     "cost_nanos bigint) ON COMMIT DELETE ROWS")
+#: rows go in in key order, so two ingests at once take their locks in one order
 _PG_INSERT = (f"INSERT INTO usage_events ({_LIST}) SELECT {_LIST} FROM {_STAGE} "
-              f"ON CONFLICT {_KEY} DO NOTHING")
+              f"ORDER BY organization_id, id ON CONFLICT {_KEY} DO NOTHING")
 _PG_UPSERT = (
     f"WITH written AS (INSERT INTO usage_events ({_LIST}) SELECT {_LIST} FROM {_STAGE} "
-    f"ON CONFLICT {_KEY} DO UPDATE SET {_SET} "
+    f"ORDER BY organization_id, id ON CONFLICT {_KEY} DO UPDATE SET {_SET} "
     f"WHERE ({', '.join('usage_events.' + c for c in _VALUES)}) IS DISTINCT FROM "
     f"({', '.join('excluded.' + c for c in _VALUES)}) "
     # xmax is 0 on a row version this statement inserted, the updater's id on one it updated
