@@ -78,16 +78,21 @@ def _acme(engine: Engine) -> None:
     load(engine, [row("e1", "2026-11-25T10:00:00Z", cost="2")])
 
 
-def test_an_email_names_a_stored_copy_only_when_there_is_one(tmp_path: Path,
-                                                             sqlite_engine: Engine) -> None:
-    """Storing fails (the output folder is a file); the email still goes, and it does not
-    send the reader to a stored copy that was never written."""
-    _acme(sqlite_engine)
+def _blocked(tmp_path: Path, engine: Engine) -> config.Config:
+    """Acme's week, and a weekly job whose output folder cannot be made (a file is there)."""
+    _acme(engine)
     (tmp_path / "blocked").mkdir()
     (tmp_path / "blocked" / "weekly").write_text("a file where a folder should be")
     path = tmp_path / "jobs.yaml"
     path.write_text(JOB.format(output="blocked"))
-    loaded = config.load(path)
+    return config.load(path)
+
+
+def test_an_email_names_a_stored_copy_only_when_there_is_one(tmp_path: Path,
+                                                             sqlite_engine: Engine) -> None:
+    """Storing fails (the output folder is a file); the email still goes, and it does not
+    send the reader to a stored copy that was never written."""
+    loaded = _blocked(tmp_path, sqlite_engine)
     [outcome] = run.run_job(sqlite_engine, loaded, "weekly", now=NOW)
     assert outcome.state == "failed"
     assert outcome.error is not None
@@ -101,12 +106,7 @@ def test_an_email_names_a_stored_copy_only_when_there_is_one(tmp_path: Path,
 
 def test_force_on_a_failed_unit_repeats_no_channel_that_went_through(
         tmp_path: Path, sqlite_engine: Engine) -> None:
-    _acme(sqlite_engine)
-    (tmp_path / "blocked").mkdir()
-    (tmp_path / "blocked" / "weekly").write_text("a file where a folder should be")
-    path = tmp_path / "jobs.yaml"
-    path.write_text(JOB.format(output="blocked"))
-    loaded = config.load(path)
+    loaded = _blocked(tmp_path, sqlite_engine)
     [unit] = plan.plan(sqlite_engine, loaded, "weekly", as_of=NOW)
     assert runner.execute(sqlite_engine, loaded, unit, now=NOW).state == "failed"
     (tmp_path / "blocked" / "weekly").unlink()

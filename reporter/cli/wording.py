@@ -154,10 +154,8 @@ def job_lines(config: Config, fires: Mapping[str, list[datetime]]) -> list[str]:
     for job in config.jobs.values():
         audience = ", ".join(job.addresses) if job.audience == "list" else job.audience
         state = "" if job.enabled else " (disabled)"
-        what = (f"alert when {job.alert.when}" if job.alert is not None
+        what = (f"alert when {job.alert.when}, {audience}" if job.alert is not None
                 else f"{job.period}, {audience}, {','.join(job.formats)}")
-        if job.alert is not None:
-            what += f", {audience}"
         lines.append(f"{job.name}{state}: {what}")
         if job.schedule is None:
             lines.append("  schedule: none (run it with 'reporter run')")

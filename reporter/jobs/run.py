@@ -38,25 +38,22 @@ class Span:
     backfill: bool = False
 
 
-def sources_for(engine: Engine, config: Config, job: JobSettings,
-                span: Span = Span()) -> list[str]:
+def sources_for(config: Config, job: JobSettings, span: Span = Span()) -> list[str]:
     """The sources whose rows may belong to an organization the job reports on: every
     source for a job on all organizations (a source may bring one the store has not seen
     yet), else those that may feed its organizations."""
     slugs = span.orgs or (list(job.organizations) if job.organizations is not None else None)
     if slugs is None:
         return list(config.sources)
-    unrestricted = [name for name, source in config.sources.items()
-                    if source.organization is None and source.organizations is None]
-    feeding = {name for slug in slugs for name in config.sources_feeding(slug)}
-    return [name for name in config.sources if name in unrestricted or name in feeding]
+    return [name for name, source in config.sources.items()
+            if any(source.feeds(slug) for slug in slugs)]
 
 
 def sync_first(engine: Engine, config: Config, job: JobSettings, *, now: datetime,
                span: Span = Span()) -> int:
     """Sync the sources the job reads (``sync: true``; nothing otherwise); the rows
     inserted. SyncFailed names each source that failed, after every one was tried."""
-    names = sources_for(engine, config, job, span) if job.sync else []
+    names = sources_for(config, job, span) if job.sync else []
     if not names:
         return 0
     results = sync_all(engine, config.sources, names, now=now)
