@@ -10,23 +10,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Row, func, select
 
 from reporter.errors import IngestError
 from reporter.store import orgs as store
 from reporter.store.ingest import FIELDS, ingest_file, parse_timestamp
-from reporter.store.schema import UsageEvent
+from reporter.store.schema import usage_events
 from tests.helpers import GOOD, HEADER, row, write_csv, write_jsonl
 
 
-def events(engine: Engine) -> list[UsageEvent]:
+def events(engine: Engine) -> list[Row[Any]]:
     with engine.connect() as conn:
-        return list(conn.execute(select(UsageEvent).order_by(UsageEvent.id)).all())  # type: ignore[arg-type]
+        return list(conn.execute(select(usage_events).order_by(usage_events.c.id)).all())
 
 
 def count(engine: Engine) -> int:
     with engine.connect() as conn:
-        return int(conn.scalar(select(func.count()).select_from(UsageEvent)) or 0)
+        return int(conn.scalar(select(func.count()).select_from(usage_events)) or 0)
 
 
 def test_csv_and_jsonl(engine: Engine, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from reporter.periods import Period
 from reporter.store import db
 from reporter.store import orgs as store
 from reporter.store.ingest import ingest_file
-from reporter.store.schema import Organization, UsageEvent, User
+from reporter.store.schema import organizations, usage_events, users
 from tests.helpers import HEADER, load, report_json, row, write_csv, write_jsonl
 
 
@@ -29,7 +29,7 @@ def good(n: int, **kwargs: Any) -> dict[str, Any]:
 
 def stored_ids(engine: Engine) -> list[str]:
     with engine.connect() as conn:
-        return sorted(conn.scalars(select(UsageEvent.id)))
+        return sorted(conn.scalars(select(usage_events.c.id)))
 
 
 def count(engine: Engine, table: Any) -> int:
@@ -101,8 +101,8 @@ def test_values_at_the_limits_are_kept(engine: Engine) -> None:
     result = load(engine, rows)
     assert (result.inserted, result.rejected) == (3, 0), result.errors
     with engine.connect() as conn:
-        biggest = conn.execute(select(UsageEvent.cost_nanos, UsageEvent.input_tokens)
-                               .where(UsageEvent.id == "max")).one()
+        biggest = conn.execute(select(usage_events.c.cost_nanos, usage_events.c.input_tokens)
+                               .where(usage_events.c.id == "max")).one()
     assert tuple(biggest) == (999_999_999_999_999, 10**12 - 1)
 
 
@@ -322,8 +322,8 @@ def test_two_ingests_create_the_same_organization(engine: Engine, db_url: str,
     assert sorted(s for r in results for s in r.created_organizations) == ["neworg"]
     assert sorted(m for r in results for m in r.created_members) == [
         ("neworg", "bob@neworg.com")]
-    assert count(engine, UsageEvent) == 100
-    assert count(engine, Organization) == 1
+    assert count(engine, usage_events) == 100
+    assert count(engine, organizations) == 1
 
 
 @pytest.mark.parametrize("table", ["organizations", "users", "memberships"])
@@ -337,7 +337,7 @@ def test_member_set_at_once(engine: Engine, db_url: str, table: str) -> None:
              lambda e: store.set_member(e, "neworg", "bob@neworg.com", name="Bob"))
     org = store.get_org(engine, "neworg")
     assert [m.email for m in store.members(engine, org.id)] == ["bob@neworg.com"]
-    assert count(engine, User) == 1
+    assert count(engine, users) == 1
 
 
 def test_org_set_at_once(engine: Engine, db_url: str) -> None:
@@ -346,7 +346,7 @@ def test_org_set_at_once(engine: Engine, db_url: str) -> None:
              lambda e: store.set_org(e, "neworg", timezone="Asia/Kolkata"))
     info = store.get_org(engine, "neworg")
     assert (info.name, info.timezone) == ("One", "Asia/Kolkata")  # whichever came first
-    assert count(engine, Organization) == 1
+    assert count(engine, organizations) == 1
 
 
 # ---------------------------------------------------------------- slugs, emails, names
@@ -359,7 +359,7 @@ def test_org_set_refuses_a_bad_slug(engine: Engine, slug: str) -> None:
         store.set_org(engine, slug)
     with pytest.raises(ReporterError, match="lowercase letters"):
         store.set_member(engine, slug, "a@acme.com")
-    assert count(engine, Organization) == 0
+    assert count(engine, organizations) == 0
 
 
 @pytest.mark.parametrize("email", ["w@x.com,evil2@y.com", "bob\n@acme.com", "nobody",
@@ -367,7 +367,7 @@ def test_org_set_refuses_a_bad_slug(engine: Engine, slug: str) -> None:
 def test_member_set_refuses_a_bad_address(engine: Engine, email: str) -> None:
     with pytest.raises(ReporterError, match="email address"):
         store.set_member(engine, "acme", email)
-    assert count(engine, User) == 0
+    assert count(engine, users) == 0
 
 
 def test_names_belong_to_the_membership(engine: Engine) -> None:
@@ -415,7 +415,7 @@ def test_reports_over_the_boundary_values(engine: Engine) -> None:
               "output_tokens": big_tokens, "cache_read_tokens": big_tokens,
               "cache_write_tokens": big_tokens, "cost_nanos": 0} for n in range(3)]
     with engine.begin() as conn:
-        conn.execute(UsageEvent.__table__.insert(), rows)
+        conn.execute(usage_events.insert(), rows)
     day = Period("custom", date(2024, 5, 1), date(2024, 5, 1), "UTC")
     data = report_json(engine, "acme", day)
     summary = data["summary"]

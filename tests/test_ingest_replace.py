@@ -14,7 +14,7 @@ from sqlalchemy import Engine, select, text
 
 from reporter.periods import Period
 from reporter.store import ingest
-from reporter.store.schema import UsageEvent
+from reporter.store.schema import usage_events
 from tests.helpers import report_json, reporter, row, write_csv, write_jsonl
 
 DAY = Period("custom", date(2024, 5, 1), date(2024, 5, 1), "UTC")
@@ -23,7 +23,7 @@ DAY = Period("custom", date(2024, 5, 1), date(2024, 5, 1), "UTC")
 def stored(engine: Engine) -> dict[tuple[int, str], tuple[Any, ...]]:
     with engine.connect() as conn:
         return {(r.organization_id, r.id): (r.cost_nanos, r.model, r.input_tokens, r.user_id)
-                for r in conn.execute(select(UsageEvent))}
+                for r in conn.execute(select(usage_events))}
 
 
 def rows(cost: str = "0.01") -> list[dict[str, Any]]:

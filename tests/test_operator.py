@@ -17,7 +17,7 @@ from sqlalchemy import Engine, func, select
 from reporter.jobs import ledger
 from reporter.jobs.units import DELIVERED
 from reporter.store import db
-from reporter.store.schema import UsageEvent, User
+from reporter.store.schema import usage_events, users
 from tests.delivery_support import Mailbox, seed, smtp_section, smtp_server
 from tests.helpers import GOOD, HEADER, REPORTER, reporter, row, write_csv, write_jsonl
 from tests.hookserver import hook_server
@@ -79,18 +79,18 @@ def test_member_list_and_org_remove(cli, engine: Engine) -> None:  # type: ignor
     assert everyone[0]["monthly_budget_usd"] == "500.00"
     # greta is in globex too: she stays a user there
     cli("member", "set", "acme", "greta@globex.de")
-    before_users = _count(engine, User)
+    before_users = _count(engine, users)
     dry = cli("org", "remove", "acme")
     assert dry.exit_code == 1
     assert dry.stdout == ("acme: would delete 4 usage events, 5 members, 0 run records, "
                           "4 users in no other organization\n")
     assert "--yes" in dry.stderr
-    assert _count(engine, UsageEvent) == 5  # nothing deleted
+    assert _count(engine, usage_events) == 5  # nothing deleted
     done = cli("org", "remove", "acme", "--yes")
     assert done.exit_code == 0, done.output
     assert done.stdout == dry.stdout.replace("would delete", "deleted")
-    assert _count(engine, UsageEvent) == 1
-    assert _count(engine, User) == before_users - 4
+    assert _count(engine, usage_events) == 1
+    assert _count(engine, users) == before_users - 4
     assert cli("org", "list").output.splitlines()[1:] == ["globex\tGlobex GmbH\tEurope/Berlin\t-"]
     assert cli("member", "list", "globex").output.splitlines()[1:] == [
         "greta@globex.de\tGreta Gruber\towner\t-"]
@@ -311,7 +311,7 @@ def test_the_demo_refuses_a_database_with_other_data(cli, engine: Engine,  # typ
         f"reporter: error: the database {db.display_url(db_url)} holds data that is not the "
         f"demo's (organization 'northwind'); the demo runs only on an empty or demo-only "
         f"database: name one with --db")
-    assert _count(engine, UsageEvent) == 0
+    assert _count(engine, usage_events) == 0
     cli("org", "remove", "northwind", "--yes")
     assert cli("demo", "--days", "3").exit_code == 0
     assert cli("demo", "--days", "3").exit_code == 0  # demo data again: fine

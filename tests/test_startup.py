@@ -4,10 +4,12 @@ schema is current loads no migration machinery."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
-from reporter.store import db
+from reporter.store import db, orgs
 
 #: what ``import reporter.cli`` must not load: each is for some commands or formats only
 #: (``reporter --help`` needs none of them)
@@ -33,6 +35,22 @@ def test_opening_a_current_database_loads_no_alembic(sqlite_template: object) ->
     code = ("from reporter.store import db\n"
             f"db.open_engine('sqlite:///{sqlite_template}').dispose()")
     assert _loaded(code, ("alembic",)) == []
+
+
+def test_a_json_report_on_sqlite_loads_no_orm_nor_postgresql(sqlite_template: Path,
+                                                             tmp_path: Path) -> None:
+    """``generate --format json``: the store's tables are Core tables, and a report on SQLite
+    loads neither SQLAlchemy's ORM, the PostgreSQL dialect nor any format's library."""
+    path = tmp_path / "week.db"
+    shutil.copy(sqlite_template, path)
+    orgs.set_org(db.open_engine(f"sqlite:///{path}"), "acme")
+    args = ["generate", "--db", f"sqlite:///{path}", "--org", "acme", "--from", "2026-11-02",
+            "--to", "2026-11-08", "--format", "json", "--out", str(tmp_path)]
+    code = ("from reporter.cli import main\n"
+            f"main({args!r}, standalone_mode=False)")
+    assert _loaded(code, ("sqlalchemy.orm", "sqlalchemy.dialects.postgresql",
+                          "weasyprint", "openpyxl", "jinja2", "alembic", "celery")) == []
+    assert (tmp_path / "acme_2026-11-02_2026-11-08.json").exists()
 
 
 def test_head_revision_is_alembics_head() -> None:

@@ -98,10 +98,10 @@ def test_migrations_match_the_table_definitions(engine: Engine) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from reporter.store.schema import Base
+    from reporter.store.schema import metadata
 
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
 
 

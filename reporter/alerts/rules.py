@@ -31,9 +31,9 @@ from reporter.periods import Period
 from reporter.report import aggregate, budget, readable
 from reporter.report.model import Budget
 from reporter.store import orgs
-from reporter.store.schema import UsageEvent
+from reporter.store.schema import usage_events
 
-E = UsageEvent
+E = usage_events.c
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: how many members and models an alert names
 NAMED = 3

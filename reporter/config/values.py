@@ -17,11 +17,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
-from jinja2 import TemplateError, TemplateSyntaxError
 
 from reporter import addresses, periods
 from reporter.config.keys import Key
-from reporter.deliver.subject import render_subject, sample_context
 from reporter.errors import ConfigError, ReporterError
 
 STANDARD = "tag:yaml.org,2002:"
@@ -138,6 +136,12 @@ def _path(r: Checking, node: yaml.Node, key: Key, where: str, value: Any) -> Any
 def _template(r: Checking, node: yaml.Node, key: Key, where: str, value: Any) -> Any:
     if not isinstance(value, str) or not value.strip():
         return WRONG
+    # Jinja2 is imported only for a file that has a template: a report read from the command
+    # line with a jobs file of plain settings does not load it
+    from jinja2 import TemplateError, TemplateSyntaxError
+
+    from reporter.deliver.subject import render_subject, sample_context
+
     try:
         render_subject(value, sample_context())
     except TemplateSyntaxError as exc:

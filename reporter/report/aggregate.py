@@ -25,11 +25,11 @@ from reporter.report.model import (
     Summary,
 )
 from reporter.store import orgs
-from reporter.store.schema import Membership, UsageEvent, User
+from reporter.store.schema import memberships, usage_events, users
 
 US_PER_DAY = 86_400 * 1_000_000
 EPOCH = date(1970, 1, 1)
-E = UsageEvent.__table__.c
+E = usage_events.c
 
 
 #: ``(*keys, cost, requests, input, output, cache_read, cache_write)`` per group, exact
@@ -98,9 +98,9 @@ def build(engine: Engine, org_slug: str, period: Period, *, member: str | None =
     with engine.connect() as conn:
         # names are the organization's own: a name set elsewhere never shows here
         people = _People((uid, (email, name)) for uid, email, name in conn.execute(
-            select(User.id, User.email, Membership.name)
-            .join(Membership, Membership.user_id == User.id)
-            .where(Membership.organization_id == org.id)))
+            select(users.c.id, users.c.email, memberships.c.name)
+            .join(memberships, memberships.c.user_id == users.c.id)
+            .where(memberships.c.organization_id == org.id)))
         # one streamed pass: the (day, model, member) groups are summed, never all held
         sums = groups.read_sums(conn, day, where)
         project_rows = _grouped(conn, [E.project, E.user_id], where)

@@ -14,9 +14,9 @@ from reporter import money, periods
 from reporter.periods import Period
 from reporter.report.model import Budget, Report
 from reporter.store import orgs
-from reporter.store.schema import UsageEvent
+from reporter.store.schema import usage_events
 
-E = UsageEvent
+E = usage_events.c
 
 
 def month_of(day: date) -> tuple[date, date]:

@@ -23,11 +23,11 @@ from sqlalchemy.sql.elements import ColumnElement
 from reporter import money
 from reporter.errors import RenderError
 from reporter.report.model import MemberShares, MemberUsage, ModelDayRow
-from reporter.store.schema import UsageEvent
+from reporter.store.schema import usage_events
 
 log = logging.getLogger(__name__)
 
-E = UsageEvent.__table__.c
+E = usage_events.c
 EPOCH = date(1970, 1, 1)
 _SUMMED = (E.cost_nanos, E.input_tokens, E.output_tokens, E.cache_read_tokens,
            E.cache_write_tokens)

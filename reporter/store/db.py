@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import os
 import re
@@ -10,11 +11,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, OperationalError
 
-from reporter.errors import ConfigError
+from reporter.errors import ConfigError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +195,16 @@ def open_engine(url: str, *, migrate: bool = True, create: bool = True,
             engine.dispose()
             raise
     return engine
+
+
+def upsert(bind: Engine | Connection, table: Any) -> Any:
+    """``INSERT`` into ``table`` with the ``ON CONFLICT`` clauses of the database behind
+    ``bind`` (PostgreSQL or SQLite). The dialect's module is imported here, on first use: a
+    report on SQLite does not load PostgreSQL's (nor asyncio, which it imports)."""
+    name = bind.dialect.name
+    if name not in ("postgresql", "sqlite"):
+        raise StoreError(f"database {name} is not supported")
+    return importlib.import_module(f"sqlalchemy.dialects.{name}").insert(table)
 
 
 def _alembic_config() -> Any:

@@ -16,7 +16,7 @@ from reporter.errors import ReporterError
 from reporter.periods import local_midnight, zone
 from reporter.store import db, orgs
 from reporter.store.ingest import IngestResult, ingest_rows
-from reporter.store.schema import Membership, Organization, UsageEvent, User
+from reporter.store.schema import memberships, organizations, usage_events, users
 
 log = logging.getLogger(__name__)
 
@@ -139,22 +139,22 @@ def check_only_demo(engine: Engine, url: str) -> None:
     demo_orgs = {org.slug: {m.email for m in org.members} for org in ORGS}
     settings = {org.slug: (org.name, org.timezone) for org in ORGS}
     with engine.connect() as conn:
-        other_org = conn.scalar(select(Organization.slug)
-                                .where(Organization.slug.not_in(list(demo_orgs))).limit(1))
+        other_org = conn.scalar(select(organizations.c.slug)
+                                .where(organizations.c.slug.not_in(list(demo_orgs))).limit(1))
         for slug, name, timezone in conn.execute(
-                select(Organization.slug, Organization.name, Organization.timezone)):
+                select(organizations.c.slug, organizations.c.name, organizations.c.timezone)):
             if other_org is None and settings.get(slug, (name, timezone)) != (name, timezone):
                 other_org = slug  # set up by someone: the demo would overwrite it
         other_member = None
         for slug, email in conn.execute(
-                select(Organization.slug, User.email)
-                .join(Membership, Membership.organization_id == Organization.id)
-                .join(User, User.id == Membership.user_id)):
+                select(organizations.c.slug, users.c.email)
+                .join(memberships, memberships.c.organization_id == organizations.c.id)
+                .join(users, users.c.id == memberships.c.user_id)):
             if email not in demo_orgs.get(slug, set()):
                 other_member = f"member {email} of {slug}"
                 break
-        other_event = conn.scalar(select(UsageEvent.id)
-                                  .where(UsageEvent.id.not_like(f"{EVENT_PREFIX}%")).limit(1))
+        other_event = conn.scalar(select(usage_events.c.id)
+                                  .where(usage_events.c.id.not_like(f"{EVENT_PREFIX}%")).limit(1))
     found = (f"organization {other_org!r}" if other_org is not None else other_member
              or (f"usage event {other_event!r}" if other_event is not None else None))
     if found is not None:

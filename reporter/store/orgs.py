@@ -16,11 +16,18 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from reporter import addresses, money, periods
 from reporter.errors import ReporterError, StoreError
-from reporter.store.schema import NAME_LENGTH, ROLES, Membership, Organization, UsageEvent, User
+from reporter.store import db
+from reporter.store.schema import (
+    NAME_LENGTH,
+    ROLES,
+    memberships,
+    organizations,
+    usage_events,
+    users,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,55 +124,49 @@ def check_name(name: str, what: str = "name") -> str:
 def _insert_ignore(conn: Connection, table: Any, values: dict[str, Any],
                    keys: list[str]) -> Any:
     """INSERT ... ON CONFLICT (keys) DO NOTHING on PostgreSQL and SQLite."""
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        statement: Any = postgresql.insert(table)
-    elif dialect == "sqlite":
-        statement = sqlite.insert(table)
-    else:
-        raise StoreError(f"database {dialect} is not supported")
-    return statement.values(values).on_conflict_do_nothing(index_elements=keys)
+    return db.upsert(conn, table).values(values).on_conflict_do_nothing(index_elements=keys)
 
 
 def ensure_org(conn: Connection, slug: str, name: str | None = None,
                timezone: str = "UTC") -> tuple[int, bool]:
     """The id of organization ``slug`` (a checked slug), created if missing; and whether
     this call created it."""
-    found = conn.scalar(select(Organization.id).where(Organization.slug == slug))
+    found = conn.scalar(select(organizations.c.id).where(organizations.c.slug == slug))
     if found is not None:
         return found, False
     created: int | None = conn.scalar(_insert_ignore(
-        conn, Organization, {"slug": slug, "name": name or slug, "timezone": timezone},
-        ["slug"]).returning(Organization.id))
+        conn, organizations, {"slug": slug, "name": name or slug, "timezone": timezone},
+        ["slug"]).returning(organizations.c.id))
     if created is not None:
         log.info("created organization %s", slug)
         return created, True
-    found = conn.execute(select(Organization.id).where(Organization.slug == slug)).scalar_one()
-    return found, False
+    found = conn.execute(
+        select(organizations.c.id).where(organizations.c.slug == slug)).scalar_one()
+    return int(found), False
 
 
 def ensure_user(conn: Connection, email: str) -> int:
     """The id of the user with this (normalized) email, created if missing."""
-    found = conn.scalar(select(User.id).where(User.email == email))
+    found = conn.scalar(select(users.c.id).where(users.c.email == email))
     if found is not None:
-        return found
+        return int(found)
     created: int | None = conn.scalar(
-        _insert_ignore(conn, User, {"email": email}, ["email"]).returning(User.id))
+        _insert_ignore(conn, users, {"email": email}, ["email"]).returning(users.c.id))
     if created is not None:
         return created
-    return conn.execute(select(User.id).where(User.email == email)).scalar_one()
+    return int(conn.execute(select(users.c.id).where(users.c.email == email)).scalar_one())
 
 
 def ensure_membership(conn: Connection, org_id: int, user_id: int, role: str = "member",
                       name: str | None = None) -> bool:
     """Make the user a member (role ``role``) unless they already are one; whether this call
     created the membership."""
-    exists = conn.scalar(select(Membership.role).where(
-        Membership.organization_id == org_id, Membership.user_id == user_id))
+    exists = conn.scalar(select(memberships.c.role).where(
+        memberships.c.organization_id == org_id, memberships.c.user_id == user_id))
     if exists is not None:
         return False
     created = conn.execute(_insert_ignore(
-        conn, Membership, {"organization_id": org_id, "user_id": user_id, "role": role,
+        conn, memberships, {"organization_id": org_id, "user_id": user_id, "role": role,
                            "name": name}, ["organization_id", "user_id"])).rowcount
     return bool(created)
 
@@ -174,14 +175,14 @@ def _info(row: Any) -> OrgInfo:
     return OrgInfo(row.id, row.slug, row.name, row.timezone, row.monthly_budget_nanos)
 
 
-_ORG_COLUMNS = (Organization.id, Organization.slug, Organization.name, Organization.timezone,
-                Organization.monthly_budget_nanos)
+_ORG_COLUMNS = (organizations.c.id, organizations.c.slug, organizations.c.name,
+                organizations.c.timezone, organizations.c.monthly_budget_nanos)
 
 
 def get_org(engine: Engine, slug: str) -> OrgInfo:
     """The organization ``slug``; StoreError when there is none."""
     with engine.connect() as conn:
-        row = conn.execute(select(*_ORG_COLUMNS).where(Organization.slug == slug)).first()
+        row = conn.execute(select(*_ORG_COLUMNS).where(organizations.c.slug == slug)).first()
     if row is None:
         raise StoreError(f"unknown organization {slug!r}")
     return _info(row)
@@ -190,7 +191,8 @@ def get_org(engine: Engine, slug: str) -> OrgInfo:
 def list_orgs(engine: Engine) -> list[OrgInfo]:
     """Every organization, by slug."""
     with engine.connect() as conn:
-        return [_info(r) for r in conn.execute(select(*_ORG_COLUMNS).order_by(Organization.slug))]
+        rows = conn.execute(select(*_ORG_COLUMNS).order_by(organizations.c.slug))
+        return [_info(r) for r in rows]
 
 
 #: what a new organization gets when nothing else is said (ingest, sync, ``member set``)
@@ -224,8 +226,8 @@ def set_org(engine: Engine, slug: str, *, name: str | None = None,
         changes.update({k: v for k, v in (("name", name), ("timezone", timezone))
                         if v is not None and not created})
         if changes:
-            conn.execute(update(Organization).where(Organization.id == org_id).values(changes))
-        info = _info(conn.execute(select(*_ORG_COLUMNS).where(Organization.id == org_id)).one())
+            conn.execute(update(organizations).where(organizations.c.id == org_id).values(changes))
+        info = _info(conn.execute(select(*_ORG_COLUMNS).where(organizations.c.id == org_id)).one())
     if created:
         announce(f"created organization {slug}")
     return info
@@ -258,12 +260,12 @@ def set_member(engine: Engine, slug: str, email: str, *, role: str | None = None
             if name is not None:
                 changes["name"] = name
         if changes:
-            conn.execute(update(Membership).where(
-                Membership.organization_id == org_id, Membership.user_id == user_id)
+            conn.execute(update(memberships).where(
+                memberships.c.organization_id == org_id, memberships.c.user_id == user_id)
                 .values(changes))
-        row = conn.execute(select(Membership.role, Membership.name,
-                                  Membership.monthly_budget_nanos).where(
-            Membership.organization_id == org_id, Membership.user_id == user_id)).one()
+        row = conn.execute(select(memberships.c.role, memberships.c.name,
+                                  memberships.c.monthly_budget_nanos).where(
+            memberships.c.organization_id == org_id, memberships.c.user_id == user_id)).one()
     if org_created:
         announce(f"created organization {slug}")
     if member_created:
@@ -276,11 +278,11 @@ def remove_member(engine: Engine, slug: str, email: str, now: datetime | None = 
     email = addresses.normalize(email)
     org_id = get_org(engine, slug).id
     with engine.begin() as conn:
-        user_id = conn.scalar(select(User.id).where(User.email == email))
+        user_id = conn.scalar(select(users.c.id).where(users.c.email == email))
         done = 0
         if user_id is not None:
-            done = conn.execute(update(Membership).where(
-                Membership.organization_id == org_id, Membership.user_id == user_id)
+            done = conn.execute(update(memberships).where(
+                memberships.c.organization_id == org_id, memberships.c.user_id == user_id)
                 .values(removed_at=now or datetime.now(UTC))).rowcount
         if not done:
             raise StoreError(f"{email} is not a member of {slug!r}")
@@ -288,10 +290,10 @@ def remove_member(engine: Engine, slug: str, email: str, now: datetime | None = 
 
 def members(engine: Engine, org_id: int, *, include_removed: bool = False) -> list[MemberInfo]:
     """The members of an organization by email (present ones, or all)."""
-    query = (select(User.id, User.email, Membership.name, Membership.role,
-                    Membership.removed_at, Membership.monthly_budget_nanos)
-             .join(Membership, Membership.user_id == User.id)
-             .where(Membership.organization_id == org_id).order_by(User.email))
+    query = (select(users.c.id, users.c.email, memberships.c.name, memberships.c.role,
+                    memberships.c.removed_at, memberships.c.monthly_budget_nanos)
+             .join(memberships, memberships.c.user_id == users.c.id)
+             .where(memberships.c.organization_id == org_id).order_by(users.c.email))
     out = []
     with engine.connect() as conn:
         for user_id, email, name, role, removed_at, budget in conn.execute(query):
@@ -312,9 +314,9 @@ def get_member(engine: Engine, org: OrgInfo, email: str) -> MemberInfo:
 
 def first_event_date(engine: Engine, org: OrgInfo, user_id: int | None = None) -> date | None:
     """The calendar date (in the organization's timezone) of its first usage event."""
-    query = select(func.min(UsageEvent.ts_us)).where(UsageEvent.organization_id == org.id)
+    query = select(func.min(usage_events.c.ts_us)).where(usage_events.c.organization_id == org.id)
     if user_id is not None:
-        query = query.where(UsageEvent.user_id == user_id)
+        query = query.where(usage_events.c.user_id == user_id)
     with engine.connect() as conn:
         first = conn.scalar(query)
     if first is None:

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Select, delete, exists, func, select
 
 from reporter.errors import StoreError
-from reporter.store.schema import Membership, Organization, UsageEvent, User, runs
+from reporter.store.schema import memberships, organizations, runs, usage_events, users
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Removal:
 
 
 def _org_id(conn: Connection, slug: str) -> int:
-    found: int | None = conn.scalar(select(Organization.id).where(Organization.slug == slug))
+    found: int | None = conn.scalar(select(organizations.c.id).where(organizations.c.slug == slug))
     if found is None:
         raise StoreError(f"unknown organization {slug!r}")
     return found
@@ -45,29 +45,29 @@ def _org_id(conn: Connection, slug: str) -> int:
 
 def _lonely_users(org_id: int) -> Select[Any]:
     """The users of this organization who are in no other one and have no usage elsewhere."""
-    other_member = exists().where(Membership.user_id == User.id,
-                                  Membership.organization_id != org_id)
-    other_usage = exists().where(UsageEvent.user_id == User.id,
-                                 UsageEvent.organization_id != org_id)
-    in_org = (select(Membership.user_id).where(Membership.organization_id == org_id)
-              .union(select(UsageEvent.user_id).where(UsageEvent.organization_id == org_id)
+    other_member = exists().where(memberships.c.user_id == users.c.id,
+                                  memberships.c.organization_id != org_id)
+    other_usage = exists().where(usage_events.c.user_id == users.c.id,
+                                 usage_events.c.organization_id != org_id)
+    in_org = (select(memberships.c.user_id).where(memberships.c.organization_id == org_id)
+              .union(select(usage_events.c.user_id).where(usage_events.c.organization_id == org_id)
                      .distinct()))
-    return select(User.id).where(User.id.in_(in_org), ~other_member, ~other_usage)
+    return select(users.c.id).where(users.c.id.in_(in_org), ~other_member, ~other_usage)
 
 
 def _count(conn: Connection, org_id: int, slug: str) -> Removal:
     def scalar(query: Select[Any]) -> int:
         return int(conn.scalar(query) or 0)
 
-    users = _lonely_users(org_id)
+    lonely = _lonely_users(org_id)
     return Removal(
         slug=slug,
-        events=scalar(select(func.count()).select_from(UsageEvent)
-                      .where(UsageEvent.organization_id == org_id)),
-        members=scalar(select(func.count()).select_from(Membership)
-                       .where(Membership.organization_id == org_id)),
+        events=scalar(select(func.count()).select_from(usage_events)
+                      .where(usage_events.c.organization_id == org_id)),
+        members=scalar(select(func.count()).select_from(memberships)
+                       .where(memberships.c.organization_id == org_id)),
         runs=scalar(select(func.count()).select_from(runs).where(runs.c.organization == slug)),
-        users=scalar(select(func.count()).select_from(users.subquery())),
+        users=scalar(select(func.count()).select_from(lonely.subquery())),
     )
 
 
@@ -83,10 +83,10 @@ def remove(engine: Engine, slug: str) -> Removal:
         org_id = _org_id(conn, slug)
         counted = _count(conn, org_id, slug)
         lonely = [row[0] for row in conn.execute(_lonely_users(org_id))]
-        conn.execute(delete(UsageEvent).where(UsageEvent.organization_id == org_id))
-        conn.execute(delete(Membership).where(Membership.organization_id == org_id))
+        conn.execute(delete(usage_events).where(usage_events.c.organization_id == org_id))
+        conn.execute(delete(memberships).where(memberships.c.organization_id == org_id))
         conn.execute(delete(runs).where(runs.c.organization == slug))
         for start in range(0, len(lonely), 500):
-            conn.execute(delete(User).where(User.id.in_(lonely[start:start + 500])))
-        conn.execute(delete(Organization).where(Organization.id == org_id))
+            conn.execute(delete(users).where(users.c.id.in_(lonely[start:start + 500])))
+        conn.execute(delete(organizations).where(organizations.c.id == org_id))
     return counted

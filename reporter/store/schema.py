@@ -25,7 +25,6 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from reporter import addresses
 
@@ -47,75 +46,60 @@ NAMING = {
 }
 
 
-class Base(DeclarativeBase):
-    """The one MetaData of every table, with the constraint naming convention."""
+#: the one MetaData of every table, with the constraint naming convention
+metadata = MetaData(naming_convention=NAMING)
 
-    metadata = MetaData(naming_convention=NAMING)
-
-
-class Organization(Base):
-    """An organization: its slug, display name and IANA timezone."""
-
-    __tablename__ = "organizations"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    slug: Mapped[str] = mapped_column(String(SLUG_LENGTH), unique=True)
-    name: Mapped[str] = mapped_column(String(NAME_LENGTH))
-    timezone: Mapped[str] = mapped_column(String(TIMEZONE_LENGTH), default="UTC")
+#: an organization: its slug, display name and IANA timezone
+organizations = Table(
+    "organizations", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("slug", String(SLUG_LENGTH), nullable=False, unique=True),
+    Column("name", String(NAME_LENGTH), nullable=False),
+    Column("timezone", String(TIMEZONE_LENGTH), nullable=False, default="UTC"),
     #: the monthly budget in nano-dollars (exact); None: no budget
-    monthly_budget_nanos: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    Column("monthly_budget_nanos", BigInteger, nullable=True),
+)
 
+#: a person, by email address; names and roles belong to their memberships
+users = Table(
+    "users", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(EMAIL_LENGTH), nullable=False, unique=True),
+)
 
-class User(Base):
-    """A person, by email address; names and roles belong to their memberships."""
-
-    __tablename__ = "users"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    email: Mapped[str] = mapped_column(String(EMAIL_LENGTH), unique=True)
-
-
-class Membership(Base):
-    """A user in an organization: the role and the display name that organization uses."""
-
-    __tablename__ = "memberships"
-
-    organization_id: Mapped[int] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
-    )
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
-                                         primary_key=True)
-    role: Mapped[str] = mapped_column(String(16), default="member")
-    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    name: Mapped[str | None] = mapped_column(String(NAME_LENGTH), nullable=True)
+#: a user in an organization: the role and the display name that organization uses
+memberships = Table(
+    "memberships", metadata,
+    Column("organization_id", Integer, ForeignKey("organizations.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("role", String(16), nullable=False, default="member"),
+    Column("removed_at", DateTime(timezone=True), nullable=True),
+    Column("name", String(NAME_LENGTH), nullable=True),
     #: this member's monthly budget in nano-dollars (exact); None: no budget
-    monthly_budget_nanos: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    Column("monthly_budget_nanos", BigInteger, nullable=True),
+)
 
-
-class UsageEvent(Base):
-    """One API request. ``id`` is the provider's request id, unique within its organization;
-    ``ts_us`` is microseconds since the Unix epoch, UTC; ``cost_nanos`` is the cost in
-    nano-dollars (1e-9 USD), exact."""
-
-    __tablename__ = "usage_events"
-
-    id: Mapped[str] = mapped_column(String(EVENT_ID_LENGTH))
-    organization_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    ts_us: Mapped[int] = mapped_column(BigInteger)
-    model: Mapped[str] = mapped_column(Text)
-    project: Mapped[str | None] = mapped_column(Text, nullable=True)
-    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    cache_read_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    cache_write_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    cost_nanos: Mapped[int] = mapped_column(BigInteger)
-
-    __table_args__ = (
-        PrimaryKeyConstraint("organization_id", "id"),
-        Index("ix_usage_events_org_ts", "organization_id", "ts_us"),
-        Index("ix_usage_events_org_user_ts", "organization_id", "user_id", "ts_us"),
-    )
+#: one API request. ``id`` is the provider's request id, unique within its organization;
+#: ``ts_us`` is microseconds since the Unix epoch, UTC; ``cost_nanos`` is the cost in
+#: nano-dollars (1e-9 USD), exact
+usage_events = Table(
+    "usage_events", metadata,
+    Column("id", String(EVENT_ID_LENGTH), nullable=False),
+    Column("organization_id", Integer, ForeignKey("organizations.id"), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("ts_us", BigInteger, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("project", Text, nullable=True),
+    Column("input_tokens", BigInteger, nullable=False, default=0),
+    Column("output_tokens", BigInteger, nullable=False, default=0),
+    Column("cache_read_tokens", BigInteger, nullable=False, default=0),
+    Column("cache_write_tokens", BigInteger, nullable=False, default=0),
+    Column("cost_nanos", BigInteger, nullable=False),
+    PrimaryKeyConstraint("organization_id", "id"),
+    Index("ix_usage_events_org_ts", "organization_id", "ts_us"),
+    Index("ix_usage_events_org_user_ts", "organization_id", "user_id", "ts_us"),
+)
 
 
 # -- the run ledger, the scheduler's fire table and its lease ------------------------------
@@ -142,7 +126,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 runs = Table(
-    "runs", Base.metadata,
+    "runs", metadata,
     Column("id", Integer, primary_key=True),
     Column("job", String(200), nullable=False),
     Column("organization", String(200), nullable=False),
@@ -172,7 +156,7 @@ runs = Table(
 )
 
 fires = Table(
-    "scheduler_fires", Base.metadata,
+    "scheduler_fires", metadata,
     Column("trigger_id", String(300), primary_key=True),
     Column("job", String(200), nullable=False),
     Column("schedule", String(200), nullable=False),
@@ -190,7 +174,7 @@ fires = Table(
     Column("once", Boolean, nullable=False, server_default=false()),
 )
 leases = Table(
-    "scheduler_leases", Base.metadata,
+    "scheduler_leases", metadata,
     Column("name", String(100), primary_key=True),
     Column("holder", String(200), nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
@@ -199,7 +183,7 @@ leases = Table(
 # -- sources: how far each configured source was read (reporter.store.sources) -----------
 
 source_watermarks = Table(
-    "source_watermarks", Base.metadata,
+    "source_watermarks", metadata,
     Column("name", String(200), primary_key=True),
     Column("last_ts", UTCDateTime, nullable=False),
     Column("last_id", Text, nullable=False),  # whatever id the source has, any length
@@ -209,7 +193,7 @@ source_watermarks = Table(
 #: each organization id of a source bound to the slug it was first stored under, so a
 #: later rename in the source changes only the display name
 source_organizations = Table(
-    "source_organizations", Base.metadata,
+    "source_organizations", metadata,
     Column("source", String(200), primary_key=True),
     Column("source_id", Text, primary_key=True),
     Column("slug", String(SLUG_LENGTH), nullable=False, index=True),
@@ -218,6 +202,6 @@ source_organizations = Table(
 
 
 __all__ = ["EMAIL_LENGTH", "EVENT_ID_LENGTH", "NAME_LENGTH", "ROLES", "SLUG_LENGTH",
-           "TIMEZONE_LENGTH", "Base", "Membership", "Organization", "UTCDateTime", "UsageEvent",
-           "User", "fires", "leases", "runs", "source_organizations",
-           "source_watermarks"]
+           "TIMEZONE_LENGTH", "UTCDateTime", "fires", "leases", "memberships", "metadata",
+           "organizations", "runs", "source_organizations", "source_watermarks", "usage_events",
+           "users"]

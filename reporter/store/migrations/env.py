@@ -3,11 +3,11 @@
 from alembic import context
 from sqlalchemy import create_engine
 
-from reporter.store.schema import Base
+from reporter.store.schema import metadata
 
 config = context.config
 # every table the migrations create, so that autogenerate compares against all of them
-target_metadata = Base.metadata
+target_metadata = metadata
 connection = config.attributes.get("connection")
 
 if connection is None:  # command-line alembic: take the URL from the environment

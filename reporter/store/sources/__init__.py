@@ -9,7 +9,24 @@ through a source and feeds the rows to ``reporter.store.ingest.ingest_rows``.
 May import: the foundation (reporter.errors, reporter.money, ...) and reporter.store.
 """
 
-from reporter.store.sources.common import SourceError, SourceSettings, SyncResult
-from reporter.store.sources.sync import sync_all, sync_source
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reporter.store.sources.common import SourceError, SourceSettings, SyncResult
+    from reporter.store.sources.sync import sync_all, sync_source
 
 __all__ = ["SourceError", "SourceSettings", "SyncResult", "sync_all", "sync_source"]
+
+#: where each name lives: importing the package (as reading a watermark does, for a report)
+#: loads neither the readers nor ingest
+_HOMES = {"SourceError": "common", "SourceSettings": "common", "SyncResult": "common",
+          "sync_all": "sync", "sync_source": "sync"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)

@@ -11,10 +11,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 
 from reporter.errors import ReporterError
-from reporter.store import orgs
+from reporter.store import db, orgs
 from reporter.store.schema import source_organizations as table
 from reporter.store.sources.common import NOT_CONFIGURED, Skip, SourceError, printable, slug_of
 
@@ -130,10 +129,9 @@ class Bindings:
         """Keep the bindings first used since the last call (a configured map rebinds)."""
         if not self.fresh:
             return
-        dialect: Any = postgresql if engine.dialect.name == "postgresql" else sqlite
         rows = [{"source": self.source, "source_id": key, "slug": slug, "bound_at": now}
                 for key, slug in sorted(self.fresh.items())]
-        statement = dialect.insert(table).values(rows)
+        statement = db.upsert(engine, table).values(rows)
         if self.configured is not None:
             statement = statement.on_conflict_do_update(
                 index_elements=[table.c.source, table.c.source_id],

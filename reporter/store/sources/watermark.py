@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Engine, and_, delete, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from reporter.store import db
 from reporter.store.schema import source_watermarks as table
 
 
@@ -21,8 +20,7 @@ def get(engine: Engine, name: str) -> tuple[datetime, str] | None:
 
 def advance(engine: Engine, name: str, last: tuple[datetime, str], now: datetime) -> None:
     """Move the watermark forward to ``last``; never backward, whoever else syncs it."""
-    dialect: Any = postgresql if engine.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table).values(name=name, last_ts=last[0], last_id=last[1],
+    statement = db.upsert(engine, table).values(name=name, last_ts=last[0], last_id=last[1],
                                              updated_at=now)
     newer = or_(table.c.last_ts < statement.excluded.last_ts,
                 and_(table.c.last_ts == statement.excluded.last_ts,
