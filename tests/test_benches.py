@@ -19,6 +19,7 @@ SMALLEST = {
     "bench_store": (["--events", "2000", "--sizes", "", "--repeat", "1"], "+ all four"),
     "bench_sources": (["--rows", "1000"], "psql \\copy"),
     "bench_ingest": (["--events", "2000", "--repeat", "1"], "median ratio"),
+    "bench_startup": (["--repeat", "1", "--events", "50"], "reporter generate --format json"),
 }
 
 
