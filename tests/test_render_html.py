@@ -160,7 +160,7 @@ def test_html_in_headless_chromium(report: Report, browser: Any, tmp_path: Path,
     member = page.locator("#by-day tbody.detail tr.member", has_text="alice@acme.com")
     assert member.count() == 0  # built when the day is opened
     day.locator("summary").click()
-    assert member.is_visible()
+    member.wait_for(state="visible", timeout=5000)  # built by the toggle event, a task later
     assert page.locator("#by-day tbody.detail tr.member", has_text="bob@acme.com").is_visible()
     assert "$1.25000000" in member.inner_text()  # rounded half up as the page is
     assert member.locator("td[title]").get_attribute("title").startswith("Input ")
@@ -168,8 +168,8 @@ def test_html_in_headless_chromium(report: Report, browser: Any, tmp_path: Path,
     member.wait_for(state="hidden", timeout=5000)  # the toggle event comes a task later
     hostile = page.locator("#by-model-day tbody.group", has_text="<b>model</b>")
     hostile.locator("summary").click()
-    assert page.locator("#by-model-day tbody.detail .who",
-                        has_text="<img src=x onerror=alert(1)>").is_visible()
+    page.locator("#by-model-day tbody.detail .who",
+                 has_text="<img src=x onerror=alert(1)>").wait_for(state="visible", timeout=5000)
     assert page.locator("img").count() == 0  # a name is text, never markup
     tokens = page.locator("#summary dd[title]")
     assert tokens.get_attribute("title") == "Input 1,003,207 · Output 251,037"
