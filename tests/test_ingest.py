@@ -240,3 +240,18 @@ def test_memory_does_not_grow_with_file_size(tmp_path: Path, sqlite_template: Pa
         assert result.inserted == n
         engine.dispose()
     assert peaks[1] < peaks[0] * 1.5, peaks
+
+
+def test_a_sqlite_ingest_gives_back_the_usual_page_cache(tmp_path: Path) -> None:
+    """The ingest writes with a larger page cache on SQLite; the connection it goes back
+    to the pool with has SQLite's usual one, so a report later keeps its memory."""
+    from reporter.store import db
+
+    engine = db.open_engine(f"sqlite:///{tmp_path / 'cache.db'}")
+    with engine.connect() as conn:
+        usual = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    ingest_file(engine, str(write_csv(tmp_path / "a.csv", GOOD)))
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == usual
+    assert count(engine) == len(GOOD)
+    engine.dispose()

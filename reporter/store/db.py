@@ -114,9 +114,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
-    # 32 MiB of page cache (the default is 2): an ingest inserts into every index of
-    # usage_events at places all over the file, and a year's report reads it whole
-    cursor.execute("PRAGMA cache_size=-32768")
     cursor.close()
 
 
