@@ -200,6 +200,50 @@ def test_two_ingests_at_once_both_finish(pg_url: str, tmp_path: Path) -> None:
         engine.dispose()
 
 
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_two_ingests_creating_the_same_new_members_at_once_both_finish(
+        pg_url: str, tmp_path: Path) -> None:
+    """Two files naming the same hundreds of new organizations and members in different
+    orders, ingested at once on PostgreSQL: each batch creates what it lacks in key order, so
+    neither deadlocks on the other's new users (retried or not) and both finish."""
+    import random
+    import threading
+
+    from reporter.store import db
+    from tests.conftest import truncate_all
+
+    engine = db.open_engine(pg_url)
+    truncate_all(engine)
+    rng = random.Random(5)
+    files = []
+    for name in ("a", "b"):
+        files.append(write_csv(tmp_path / f"{name}.csv", [
+            row(f"{name}{n}", "2024-05-01T10:00:00Z", org=f"org{rng.randrange(200)}",
+                email=f"u{rng.randrange(1500)}@x.example") for n in range(12_000)]))
+    outcomes: list[Any] = []
+
+    def run(path: Path) -> None:
+        try:
+            outcomes.append(ingest.ingest_file(engine, str(path)))
+        except Exception as exc:  # the test reports it below
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in files]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        assert all(isinstance(o, ingest.IngestResult) for o in outcomes), outcomes
+        assert sum(o.inserted for o in outcomes) == 24_000
+        assert len(stored(engine)) == 24_000
+        created = [slug for o in outcomes for slug in o.created_organizations]
+        assert len(created) == len(set(created)) == 200  # each told once, by one of them
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.parametrize("text", ["a\x85b", "m\u2028x", "p\u2029q", "c\x9bd"])
 def test_unicode_line_breaks_and_c1_controls_are_refused(engine: Engine, tmp_path: Path,
                                                          text: str) -> None:

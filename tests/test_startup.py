@@ -43,7 +43,9 @@ def test_a_json_report_on_sqlite_loads_no_orm_nor_postgresql(sqlite_template: Pa
     loads neither SQLAlchemy's ORM, the PostgreSQL dialect nor any format's library."""
     path = tmp_path / "week.db"
     shutil.copy(sqlite_template, path)
-    orgs.set_org(db.open_engine(f"sqlite:///{path}"), "acme")
+    engine = db.open_engine(f"sqlite:///{path}")
+    orgs.set_org(engine, "acme")
+    engine.dispose()
     args = ["generate", "--db", f"sqlite:///{path}", "--org", "acme", "--from", "2026-11-02",
             "--to", "2026-11-08", "--format", "json", "--out", str(tmp_path)]
     code = ("from reporter.cli import main\n"

@@ -100,14 +100,29 @@ class _Directory:
         new_members: dict[tuple[str, str], tuple[int, int]] = {}
         created_orgs: list[str] = []
         created_members: list[tuple[str, str]] = []
-        out = []
-        for _, event in batch:
-            pair = (event[1], event[2])
-            ids = known.get(pair) or new_members.get(pair)
-            if ids is None:
-                ids = new_members[pair] = self._member(conn, pair, new_orgs, new_users,
-                                                       created_orgs, created_members)
-            out.append(ids)
+        # what this batch creates is created in key order (organizations by slug, users by
+        # email, memberships by ids): two ingests creating the same new ones at once then
+        # wait for each other in one order and cannot deadlock on them
+        missing = sorted({(event[1], event[2]) for _, event in batch} - known.keys())
+        for slug in sorted({slug for slug, _ in missing}):
+            self._org(conn, slug, new_orgs, created_orgs)
+        for email in sorted({email for _, email in missing}):
+            self._user(conn, email, new_users)
+        for pair in sorted(missing, key=lambda pair: (
+                self._org(conn, pair[0], new_orgs, created_orgs),
+                self._user(conn, pair[1], new_users))):
+            new_members[pair] = self._member(conn, pair, new_orgs, new_users,
+                                             created_orgs, created_members)
+        pairs = [(event[1], event[2]) for _, event in batch]
+        out = [known.get(pair) or new_members[pair] for pair in pairs]
+        # what was created is told in the order the file named it
+        first: dict[tuple[str, str], int] = {}
+        first_org: dict[str, int] = {}
+        for n, pair in enumerate(pairs):
+            first.setdefault(pair, n)
+            first_org.setdefault(pair[0], n)
+        created_orgs.sort(key=first_org.__getitem__)
+        created_members.sort(key=first.__getitem__)
 
         def commit() -> None:
             self.orgs.update(new_orgs)
@@ -118,19 +133,28 @@ class _Directory:
 
         return out, commit
 
-    def _member(self, conn: Connection, pair: tuple[str, str], new_orgs: dict[str, int],
-                new_users: dict[str, int], created_orgs: list[str],
-                created_members: list[tuple[str, str]]) -> tuple[int, int]:
-        slug, email = pair
+    def _org(self, conn: Connection, slug: str, new_orgs: dict[str, int],
+             created_orgs: list[str]) -> int:
         org_id = self.orgs.get(slug) or new_orgs.get(slug)
         if org_id is None:
             org_id, created = orgs.ensure_org(conn, slug)
             new_orgs[slug] = org_id
             if created:
                 created_orgs.append(slug)
+        return org_id
+
+    def _user(self, conn: Connection, email: str, new_users: dict[str, int]) -> int:
         user_id = self.users.get(email) or new_users.get(email)
         if user_id is None:
             user_id = new_users[email] = orgs.ensure_user(conn, email)
+        return user_id
+
+    def _member(self, conn: Connection, pair: tuple[str, str], new_orgs: dict[str, int],
+                new_users: dict[str, int], created_orgs: list[str],
+                created_members: list[tuple[str, str]]) -> tuple[int, int]:
+        slug, email = pair
+        org_id = self._org(conn, slug, new_orgs, created_orgs)
+        user_id = self._user(conn, email, new_users)
         if orgs.ensure_membership(conn, org_id, user_id):
             log.info("created member %s in %s", email, slug)
             created_members.append((slug, email))
