@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -47,7 +48,10 @@ def _week_db(folder: Path, events: int) -> Path:
 
 
 def _commands(folder: Path, path: Path) -> dict[str, list[str]]:
-    script = str(Path(sys.executable).parent / "reporter")
+    beside = Path(sys.executable).parent / "reporter"
+    script = str(beside) if beside.exists() else shutil.which("reporter")
+    if script is None:
+        raise SystemExit("bench_startup: no 'reporter' command (pip install -e . first)")
     last = WEEK + timedelta(days=6)
     return {
         "python -c pass": [sys.executable, "-c", "pass"],
