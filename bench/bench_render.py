@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import pickle
 import random
 import subprocess
@@ -44,6 +45,8 @@ CHROMIUM = ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
             "--disable-background-networking", "--disable-component-update", "--no-first-run",
             "--disable-sync", "--no-pdf-header-footer"]
 
+#: the child's environment: bytecode caches written and used, as an installed package has them
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 CHILD = """
 import json, pickle, sys, time
 report = pickle.loads(open(sys.argv[1], "rb").read())
@@ -80,7 +83,7 @@ def child(pickled: Path, fmt: str, out: Path) -> dict[str, Any]:
     """Render one format in a fresh interpreter; its time, size and peak memory."""
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", CHILD, str(pickled), fmt, str(out)],
-                          check=True, capture_output=True, text=True)
+                          check=True, capture_output=True, text=True, env=CHILD_ENV)
     result: dict[str, Any] = json.loads(proc.stdout.splitlines()[-1])
     result["wall"] = time.perf_counter() - started
     return result

@@ -317,6 +317,7 @@ def test_a_year_opens_under_5_mb_with_every_row_a_click_away(browser: Any, tmp_p
     march.locator("summary").click()
     days = page.locator("#by-day tbody.detail tr.day")
     expected = [d for d in data["by_day"] if d["date"].startswith("2025-03")]
+    days.nth(len(expected) - 1).wait_for()  # the rows are drawn as the month opens
     assert days.count() == len(expected) == 31
     for shown, want in zip(days.all(), expected, strict=True):
         cells = shown.locator("th, td").all_inner_texts()
@@ -328,6 +329,7 @@ def test_a_year_opens_under_5_mb_with_every_row_a_click_away(browser: Any, tmp_p
     day.locator("summary").click()
     want = next(d for d in data["by_day"] if d["date"] == "2025-03-15")
     members = page.locator("#by-day tbody.detail tr.member.deep")
+    members.nth(len(want["members"]) - 1).wait_for()  # the rows are drawn as the day opens
     assert members.count() == len(want["members"]) > 40
     for shown, member in zip(members.all(), want["members"], strict=True):
         cells = shown.locator("th, td").all_inner_texts()
@@ -342,6 +344,7 @@ def test_a_year_opens_under_5_mb_with_every_row_a_click_away(browser: Any, tmp_p
     rows = page.locator("#by-model-day tbody.detail tr.day")
     expected = [r for r in data["by_model_day"]
                 if r["model"] == model and r["date"].startswith("2025-07")]
+    rows.nth(len(expected) - 1).wait_for()  # the rows are drawn as the month opens
     assert rows.count() == len(expected) == 31
     for shown, want in zip(rows.all(), expected, strict=True):
         cells = shown.locator("th, td").all_inner_texts()

@@ -8,13 +8,15 @@ import re
 import time
 from typing import Any
 
-from weasyprint import HTML
-
 from reporter.errors import RenderError
-from reporter.render import rollup
+from reporter.render import rollup, weasyload
 from reporter.render.html_report import page
 from reporter.render.templating import count, usd
 from reporter.report.model import Report
+
+weasyload.load()  # before WeasyPrint's own import below, which it makes faster
+
+from weasyprint import HTML  # noqa: E402
 
 log = logging.getLogger(__name__)
 

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from datetime import date
 from pathlib import Path
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import (
+    BytecodeCache,
+    ChoiceLoader,
+    Environment,
+    FileSystemBytecodeCache,
+    FileSystemLoader,
+    StrictUndefined,
+    select_autoescape,
+)
 from markupsafe import Markup, escape
 
 from reporter import money
 from reporter.report import readable
+
+log = logging.getLogger(__name__)
 
 
 def shipped_templates() -> Path:
@@ -42,6 +53,17 @@ def day(value: date) -> str:
     return value.isoformat()
 
 
+def _compiled_cache() -> BytecodeCache | None:
+    """Jinja2's cache of compiled templates in the user's own temporary folder (created
+    0700 and checked to be theirs), so a new process does not compile the templates again;
+    a template whose source changed is compiled again. None when there is no such folder."""
+    try:
+        return FileSystemBytecodeCache()
+    except (OSError, RuntimeError) as exc:
+        log.debug("compiled templates are not cached: %s", exc)
+        return None
+
+
 @functools.lru_cache(maxsize=8)
 def environment(overrides: Path | None = None) -> Environment:
     """Autoescaping, StrictUndefined; ``overrides`` (a folder) wins over shipped templates."""
@@ -53,6 +75,7 @@ def environment(overrides: Path | None = None) -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        bytecode_cache=_compiled_cache(),
     )
     env.filters.update(usd=usd, count=count, day=day, headline=money.headline_usd,
                        breakable=breakable,
