@@ -17,6 +17,7 @@ from jinja2 import (
     StrictUndefined,
     select_autoescape,
 )
+from jinja2.bccache import Bucket
 from markupsafe import Markup, escape
 
 from reporter import money
@@ -53,12 +54,31 @@ def day(value: date) -> str:
     return value.isoformat()
 
 
+class _CompiledCache(FileSystemBytecodeCache):
+    """Jinja2's cache of compiled templates, in the user's own temporary folder (created 0700
+    and checked to be theirs), so a new process does not compile the templates again; a
+    template whose source changed is compiled again. A cache that cannot be read or written
+    (the folder cleaned away under a running service, a full disk, a damaged file) is passed
+    over: it never fails a report."""
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        try:
+            super().load_bytecode(bucket)
+        except Exception as exc:  # whatever a damaged file holds: the template is compiled
+            bucket.reset()
+            log.debug("a compiled template could not be read: %s", exc)
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        try:
+            super().dump_bytecode(bucket)
+        except OSError as exc:
+            log.debug("a compiled template could not be kept: %s", exc)
+
+
 def _compiled_cache() -> BytecodeCache | None:
-    """Jinja2's cache of compiled templates in the user's own temporary folder (created
-    0700 and checked to be theirs), so a new process does not compile the templates again;
-    a template whose source changed is compiled again. None when there is no such folder."""
+    """The cache of compiled templates, or None when the user has no such folder."""
     try:
-        return FileSystemBytecodeCache()
+        return _CompiledCache()
     except (OSError, RuntimeError) as exc:
         log.debug("compiled templates are not cached: %s", exc)
         return None
