@@ -5,6 +5,7 @@ cache may not be the whole answer."""
 from __future__ import annotations
 
 import ctypes.util
+import os
 import re
 import subprocess
 import sys
@@ -52,3 +53,34 @@ def test_it_steps_aside_with_ld_library_path(monkeypatch: pytest.MonkeyPatch) ->
     with weasyload.lookups_from_the_linker_cache():
         assert (ctypes.util.find_library is real) == (sys.platform != "linux")
     assert ctypes.util.find_library is real
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the linker cache is Linux's")
+def test_a_path_that_is_not_utf8_in_the_cache_never_fails_the_import(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a library folder named in Latin-1 (ld.so.conf), as `ldconfig -p` prints it
+    fake = tmp_path / "ldconfig"
+    fake.write_bytes(b"#!/bin/sh\nprintf '2 libs found\\n"
+                     b"\\tlibz.so.1 (libc6,x86-64) => /opt/caf\\351/libz.so.1\\n"
+                     b"\\tlibz.so.1 (libc6) => /opt/caf\\351/32/libz.so.1\\n'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setattr(os, "uname", lambda: os.uname_result(
+        ("Linux", "h", "r", "v", "x86_64")))
+    real = ctypes.util.find_library
+    with weasyload.lookups_from_the_linker_cache():  # raised UnicodeDecodeError before
+        assert ctypes.util.find_library("z") == "libz.so.1"
+        assert ctypes.util.find_library("zz") is None
+    assert ctypes.util.find_library is real
+
+
+def test_only_this_machines_abi_answers() -> None:
+    listing = ("3 libs found in cache `/etc/ld.so.cache'\n"
+               "\tlibfoo.so.2 (libc6) => /lib/i386-linux-gnu/libfoo.so.2\n"
+               "\tlibfoo.so.1 (libc6,x86-64) => /lib/x86_64-linux-gnu/libfoo.so.1\n"
+               "\tlibfoo+bar.so.3 (libc6,x86-64) => /lib/x86_64-linux-gnu/libfoo+bar.so.3\n")
+    find = weasyload.finder(listing)
+    if os.uname().machine == "x86_64" and sys.maxsize > 2**32:
+        assert find("foo") == "libfoo.so.1"
+        assert find("foo+bar") == "libfoo+bar.so.3"
+        assert find("fo.") is None

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
+import os
 import re
 from datetime import date
 from pathlib import Path
 
+import jinja2
 from jinja2 import (
     BytecodeCache,
     ChoiceLoader,
@@ -54,12 +57,19 @@ def day(value: date) -> str:
     return value.isoformat()
 
 
+#: what Jinja2 builds into compiled code besides a template's source: its own version and
+#: the environment's options (a compiled template of other ones is never read)
+_COMPILED_WITH = f"jinja2 {jinja2.__version__}; autoescape; trim_blocks; lstrip_blocks"
+
+
 class _CompiledCache(FileSystemBytecodeCache):
-    """Jinja2's cache of compiled templates, in the user's own temporary folder (created 0700
-    and checked to be theirs), so a new process does not compile the templates again; a
-    template whose source changed is compiled again. A cache that cannot be read or written
-    (the folder cleaned away under a running service, a full disk, a damaged file) is passed
-    over: it never fails a report."""
+    """Compiled templates kept in the user's own cache folder (``$XDG_CACHE_HOME`` or
+    ``~/.cache``, then ``reporter/templates-<fingerprint>``, created 0700), so a new process
+    does not compile the templates again, as Python keeps bytecode in ``__pycache__``; a
+    template whose source changed is compiled again. Never a shared temporary folder, where
+    another user could plant compiled code. A cache that cannot be read or written (removed
+    under a running service, a full disk, a damaged file) is passed over: it never fails a
+    report."""
 
     def load_bytecode(self, bucket: Bucket) -> None:
         try:
@@ -75,13 +85,33 @@ class _CompiledCache(FileSystemBytecodeCache):
             log.debug("a compiled template could not be kept: %s", exc)
 
 
-def _compiled_cache() -> BytecodeCache | None:
-    """The cache of compiled templates, or None when the user has no such folder."""
+def cache_folder() -> Path | None:
+    """Where compiled templates are kept: the user's cache folder, or None without one."""
+    base = os.environ.get("XDG_CACHE_HOME")
     try:
-        return _CompiledCache()
-    except (OSError, RuntimeError) as exc:
+        root = Path(base) if base and os.path.isabs(base) else Path.home() / ".cache"
+    except RuntimeError:  # no home folder
+        return None
+    if not root.is_absolute():  # "~" that could not be expanded
+        return None
+    digest = hashlib.sha256(_COMPILED_WITH.encode()).hexdigest()[:16]
+    return root / "reporter" / f"templates-{digest}"
+
+
+def _compiled_cache() -> BytecodeCache | None:
+    """The cache of compiled templates, or None when the user has no cache folder to keep
+    them in."""
+    folder = cache_folder()
+    if folder is None:
+        return None
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK):
+            return None
+    except OSError as exc:
         log.debug("compiled templates are not cached: %s", exc)
         return None
+    return _CompiledCache(str(folder))
 
 
 @functools.lru_cache(maxsize=8)

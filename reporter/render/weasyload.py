@@ -19,6 +19,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 
 #: ldconfig's name for this machine's ABI, as ``ctypes.util`` reads it
@@ -34,11 +35,12 @@ def _linker_cache() -> str | None:
     if ldconfig is None:
         return None
     try:
-        listing = subprocess.run([ldconfig, "-p"], capture_output=True, text=True,
+        listing = subprocess.run([ldconfig, "-p"], capture_output=True, stdin=subprocess.DEVNULL,
                                  env={"LC_ALL": "C", "LANG": "C"}, timeout=10, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
-    return listing.stdout
+    # bytes as find_library reads them: a path that is not UTF-8 must not fail the import
+    return os.fsdecode(listing.stdout)
 
 
 def finder(listing: str) -> Callable[[str], str | None]:
@@ -65,7 +67,13 @@ def lookups_from_the_linker_cache() -> Iterator[None]:
         yield
         return
     real = ctypes.util.find_library
-    ctypes.util.find_library = finder(listing)  # type: ignore[assignment]
+    cached, importer = finder(listing), threading.get_ident()
+
+    def find_library(name: str) -> str | None:
+        # the cache answers the importing thread only: any other gets the real lookup
+        return cached(name) if threading.get_ident() == importer else real(name)
+
+    ctypes.util.find_library = find_library
     try:
         yield
     finally:
