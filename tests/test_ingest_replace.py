@@ -156,6 +156,26 @@ def test_replace_in_a_real_process_reads_standard_input(tmp_path: Path) -> None:
     assert done.stderr == ""
 
 
+def _at_once(engine: Engine, files: list[Path]) -> list[Any]:
+    """Ingest ``files`` at the same time, one thread each: each one's result or exception."""
+    import threading
+
+    outcomes: list[Any] = []
+
+    def run(path: Path) -> None:
+        try:
+            outcomes.append(ingest.ingest_file(engine, str(path)))
+        except Exception as exc:  # the test reports it
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in files]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_two_ingests_at_once_both_finish(pg_url: str, tmp_path: Path) -> None:
@@ -163,7 +183,6 @@ def test_two_ingests_at_once_both_finish(pg_url: str, tmp_path: Path) -> None:
     PostgreSQL: rows go in in key order and a batch that loses a deadlock is written again,
     so both finish and every row is stored once."""
     import random
-    import threading
 
     from reporter.store import db
 
@@ -178,19 +197,7 @@ def test_two_ingests_at_once_both_finish(pg_url: str, tmp_path: Path) -> None:
     rng.shuffle(shuffled)
     first = write_csv(tmp_path / "a.csv", events)
     second = write_csv(tmp_path / "b.csv", shuffled)
-    outcomes: list[Any] = []
-
-    def run(path: Path) -> None:
-        try:
-            outcomes.append(ingest.ingest_file(engine, str(path)))
-        except Exception as exc:  # the test reports it below
-            outcomes.append(exc)
-
-    threads = [threading.Thread(target=run, args=(p,)) for p in (first, second)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = _at_once(engine, [first, second])
     try:
         assert all(isinstance(o, ingest.IngestResult) for o in outcomes), outcomes
         assert sum(o.inserted for o in outcomes) == 12_000
@@ -208,7 +215,6 @@ def test_two_ingests_creating_the_same_new_members_at_once_both_finish(
     orders, ingested at once on PostgreSQL: each batch creates what it lacks in key order, so
     neither deadlocks on the other's new users (retried or not) and both finish."""
     import random
-    import threading
 
     from reporter.store import db
     from tests.conftest import truncate_all
@@ -221,19 +227,7 @@ def test_two_ingests_creating_the_same_new_members_at_once_both_finish(
         files.append(write_csv(tmp_path / f"{name}.csv", [
             row(f"{name}{n}", "2024-05-01T10:00:00Z", org=f"org{rng.randrange(200)}",
                 email=f"u{rng.randrange(1500)}@x.example") for n in range(12_000)]))
-    outcomes: list[Any] = []
-
-    def run(path: Path) -> None:
-        try:
-            outcomes.append(ingest.ingest_file(engine, str(path)))
-        except Exception as exc:  # the test reports it below
-            outcomes.append(exc)
-
-    threads = [threading.Thread(target=run, args=(p,)) for p in files]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = _at_once(engine, files)
     try:
         assert all(isinstance(o, ingest.IngestResult) for o in outcomes), outcomes
         assert sum(o.inserted for o in outcomes) == 24_000
