@@ -93,28 +93,34 @@ class _Directory:
 
     def resolve(self, conn: Connection,
                 batch: Batch) -> tuple[list[tuple[int, int]], Callable[[], None]]:
-        """(organization id, user id) of each event, and a function to call on commit."""
-        known = self.members
-        new_orgs: dict[str, int] = {}
-        new_users: dict[str, int] = {}
-        new_members: dict[tuple[str, str], tuple[int, int]] = {}
-        created_orgs: list[str] = []
-        created_members: list[tuple[str, str]] = []
-        # what this batch creates is created in key order (organizations by slug, users by
-        # email, memberships by ids): two ingests creating the same new ones at once then
-        # wait for each other in one order and cannot deadlock on them
-        missing = sorted({(event[1], event[2]) for _, event in batch} - known.keys())
-        for slug in sorted({slug for slug, _ in missing}):
-            self._org(conn, slug, new_orgs, created_orgs)
-        for email in sorted({email for _, email in missing}):
-            self._user(conn, email, new_users)
-        for pair in sorted(missing, key=lambda pair: (
-                self._org(conn, pair[0], new_orgs, created_orgs),
-                self._user(conn, pair[1], new_users))):
-            new_members[pair] = self._member(conn, pair, new_orgs, new_users,
-                                             created_orgs, created_members)
+        """(organization id, user id) of each event, and a function to call on commit.
+
+        What the batch lacks is created in key order (organizations by slug, users by email,
+        memberships by ids): two ingests creating the same new ones at once wait for each
+        other in one order and cannot deadlock on them."""
         pairs = [(event[1], event[2]) for _, event in batch]
-        out = [known.get(pair) or new_members[pair] for pair in pairs]
+        missing = set(pairs) - self.members.keys()
+        new_orgs: dict[str, int] = {}
+        created_orgs: list[str] = []
+        for slug in sorted({slug for slug, _ in missing} - self.orgs.keys()):
+            new_orgs[slug], created = orgs.ensure_org(conn, slug)
+            if created:
+                created_orgs.append(slug)
+        new_users = {email: orgs.ensure_user(conn, email)
+                     for email in sorted({email for _, email in missing} - self.users.keys())}
+
+        def ids(pair: tuple[str, str]) -> tuple[int, int]:
+            return (self.orgs.get(pair[0]) or new_orgs[pair[0]],
+                    self.users.get(pair[1]) or new_users[pair[1]])
+
+        new_members: dict[tuple[str, str], tuple[int, int]] = {}
+        created_members: list[tuple[str, str]] = []
+        for pair in sorted(missing, key=ids):
+            new_members[pair] = ids(pair)
+            if orgs.ensure_membership(conn, *new_members[pair]):
+                log.info("created member %s in %s", pair[1], pair[0])
+                created_members.append(pair)
+        out = [self.members.get(pair) or new_members[pair] for pair in pairs]
         # what was created is told in the order the file named it
         first: dict[tuple[str, str], int] = {}
         first_org: dict[str, int] = {}
@@ -132,33 +138,6 @@ class _Directory:
             self.result.created_members.extend(created_members)
 
         return out, commit
-
-    def _org(self, conn: Connection, slug: str, new_orgs: dict[str, int],
-             created_orgs: list[str]) -> int:
-        org_id = self.orgs.get(slug) or new_orgs.get(slug)
-        if org_id is None:
-            org_id, created = orgs.ensure_org(conn, slug)
-            new_orgs[slug] = org_id
-            if created:
-                created_orgs.append(slug)
-        return org_id
-
-    def _user(self, conn: Connection, email: str, new_users: dict[str, int]) -> int:
-        user_id = self.users.get(email) or new_users.get(email)
-        if user_id is None:
-            user_id = new_users[email] = orgs.ensure_user(conn, email)
-        return user_id
-
-    def _member(self, conn: Connection, pair: tuple[str, str], new_orgs: dict[str, int],
-                new_users: dict[str, int], created_orgs: list[str],
-                created_members: list[tuple[str, str]]) -> tuple[int, int]:
-        slug, email = pair
-        org_id = self._org(conn, slug, new_orgs, created_orgs)
-        user_id = self._user(conn, email, new_users)
-        if orgs.ensure_membership(conn, org_id, user_id):
-            log.info("created member %s in %s", email, slug)
-            created_members.append((slug, email))
-        return org_id, user_id
 
 
 def _first_line(exc: BaseException) -> str:
