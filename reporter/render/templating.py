@@ -57,9 +57,13 @@ def day(value: date) -> str:
     return value.isoformat()
 
 
-#: what Jinja2 builds into compiled code besides a template's source: its own version and
-#: the environment's options (a compiled template of other ones is never read)
-_COMPILED_WITH = f"jinja2 {jinja2.__version__}; autoescape; trim_blocks; lstrip_blocks"
+#: the environment's options that Jinja2 builds into compiled code
+_TRIM_BLOCKS = _LSTRIP_BLOCKS = True
+_ESCAPE = _ESCAPE_STRINGS = True  # select_autoescape's default and default_for_string
+#: what compiled code depends on besides a template's source: Jinja2's version and the
+#: options above (a compiled template of other ones is never read)
+_COMPILED_WITH = (f"jinja2 {jinja2.__version__}; trim_blocks {_TRIM_BLOCKS}; "
+                  f"lstrip_blocks {_LSTRIP_BLOCKS}; autoescape {_ESCAPE} {_ESCAPE_STRINGS}")
 
 
 class _CompiledCache(FileSystemBytecodeCache):
@@ -121,10 +125,10 @@ def environment(overrides: Path | None = None) -> Environment:
     loaders.append(FileSystemLoader(str(shipped_templates())))
     env = Environment(
         loader=ChoiceLoader(loaders),
-        autoescape=select_autoescape(default=True, default_for_string=True),
+        autoescape=select_autoescape(default=_ESCAPE, default_for_string=_ESCAPE_STRINGS),
         undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
+        trim_blocks=_TRIM_BLOCKS,
+        lstrip_blocks=_LSTRIP_BLOCKS,
         bytecode_cache=_compiled_cache(),
     )
     env.filters.update(usd=usd, count=count, day=day, headline=money.headline_usd,
